@@ -1,0 +1,1 @@
+//! wasmkube client verbs.

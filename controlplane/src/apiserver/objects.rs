@@ -1,0 +1,548 @@
+//! Writes: create, update (PUT), patch and delete, one generic path for every kind.
+//!
+//! Each write decodes the body, round-trips it through the kind's typed struct (which also finds
+//! unknown fields for `fieldValidation`), converts it to the storage version, lets the kind's
+//! strategy default and validate it, and commits it with compare-and-swap on the revision it
+//! read. Updates without a `resourceVersion` retry on conflict, as kube-apiserver's
+//! `GuaranteedUpdate` does.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+
+use super::body::{self, content_type};
+use super::error::{ApiError, Subject, with_subject};
+use super::patch;
+use super::request::{Query, Target};
+use super::response::{json_response, served};
+use super::ApiState;
+use crate::registry::meta::now;
+use crate::registry::{Causes, CreateContext, ResourceType};
+use crate::store::{self, Versioned, Write};
+
+/// How many times an update without a precondition retries on conflict.
+const RETRIES: usize = 16;
+
+/// A decoded, normalized body in storage form, with the warnings decoding produced.
+pub struct Decoded {
+    /// The object, in its storage version.
+    pub object: Value,
+    /// `Warning:` lines (unknown fields under `fieldValidation=Warn`, deprecations).
+    pub warnings: Vec<String>,
+}
+
+/// Decodes a served-version object: fills apiVersion/kind, normalizes, checks unknown fields.
+pub fn normalize(rt: &ResourceType, mut obj: Value, query: &Query) -> Result<Decoded, ApiError> {
+    let api_version = rt.api_version();
+    let map = obj.as_object_mut().ok_or_else(|| ApiError::BadRequest("body must be an object".into()))?;
+    match map.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("apiVersion".into(), json!(api_version));
+        }
+        Some(v) if v == api_version => {}
+        Some(v) => {
+            return Err(ApiError::BadRequest(format!(
+                "the API version in the data ({v}) does not match the expected API version ({api_version})"
+            )));
+        }
+    }
+    match map.get("kind").and_then(Value::as_str) {
+        None | Some("") => {
+            map.insert("kind".into(), json!(rt.kind));
+        }
+        Some(k) if k == rt.kind => {}
+        Some(k) => {
+            return Err(ApiError::BadRequest(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                rt.kind
+            )));
+        }
+    }
+    let known = rt.normalize(obj.clone()).map_err(|e| {
+        ApiError::BadRequest(format!("unable to decode {} {}: {e}", rt.kind, api_version))
+    })?;
+    let mut unknown = Vec::new();
+    unknown_fields(&obj, &known, "", &mut unknown);
+    let mut warnings = Vec::new();
+    if !unknown.is_empty() {
+        let listed: Vec<String> = unknown.iter().map(|f| format!("unknown field {f:?}")).collect();
+        match query.get("fieldValidation").unwrap_or("Warn") {
+            "Strict" => {
+                return Err(ApiError::BadRequest(format!("strict decoding error: {}", listed.join(", "))));
+            }
+            "Ignore" => {}
+            _ => warnings.extend(listed),
+        }
+    }
+    if let Some(w) = rt.deprecation {
+        warnings.push(w.to_string());
+    }
+    let object = match rt.storage {
+        Some(c) => (c.to_storage)(known),
+        None => known,
+    };
+    Ok(Decoded { object, warnings })
+}
+
+/// Collects paths present (non-null) in `input` but dropped by the typed round trip.
+fn unknown_fields(input: &Value, known: &Value, path: &str, out: &mut Vec<String>) {
+    match (input, known) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                match b.get(k) {
+                    None if !v.is_null() => out.push(p),
+                    Some(bv) => unknown_fields(v, bv, &p, out),
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                unknown_fields(x, y, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    crate::registry::meta::child(obj.as_object_mut().expect("objects are JSON objects"), "metadata")
+}
+
+fn name_of(obj: &Value) -> String {
+    obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+/// Checks metadata common to every kind.
+fn validate_meta(rt: &ResourceType, obj: &Value, causes: &mut Causes) {
+    match obj.pointer("/metadata/name").and_then(Value::as_str) {
+        None | Some("") => causes.required("metadata.name"),
+        Some(n) if matches!(rt.kind, "Namespace" | "Service") => causes.dns_label("metadata.name", n),
+        Some(n) => causes.dns_subdomain("metadata.name", n),
+    }
+    causes.labels("metadata.labels", obj.pointer("/metadata/labels"));
+    if let Some(ann) = obj.pointer("/metadata/annotations").and_then(Value::as_object) {
+        let size: usize = ann.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum();
+        if size > 256 * 1024 {
+            causes.0.push(crate::registry::Cause {
+                reason: crate::registry::validation::Reason::TooLong,
+                field: "metadata.annotations".into(),
+                message: format!("Too long: may not be more than 262144 bytes (got {size})"),
+            });
+        }
+    }
+}
+
+fn invalid(rt: &ResourceType, obj: &Value, causes: Causes) -> Result<(), ApiError> {
+    if causes.is_empty() {
+        return Ok(());
+    }
+    let mut subject = Subject::of(rt, &name_of(obj));
+    subject.group = rt.group.to_string();
+    Err(ApiError::Invalid { subject, causes: causes.0 })
+}
+
+fn random_suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let bytes = *uuid::Uuid::new_v4().as_bytes();
+    bytes[..5].iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+}
+
+fn is_dry_run(query: &Query) -> bool {
+    query.get("dryRun") == Some("All")
+}
+
+/// Checks the namespace exists and is not terminating, for creates in it.
+async fn check_namespace(state: &ApiState, ns: &str) -> Result<(), ApiError> {
+    let ns_type = state.registry.by_kind("", "Namespace").expect("namespaces are served");
+    let found = state.store.get(&ns_type.key(None, ns)).await?;
+    match found {
+        None => Err(ApiError::NotFound(Subject::of(ns_type, ns))),
+        Some(v) if v.value.pointer("/metadata/deletionTimestamp").is_some() => Err(ApiError::Forbidden(format!(
+            "unable to create new content in namespace {ns} because it is being terminated"
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// `POST` to a collection.
+pub async fn create(state: &ApiState, t: &Target<'_>, query: &Query, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, ApiError> {
+    let rt = t.rt;
+    let media = content_type(headers);
+    if media == "application/apply-patch+yaml" {
+        return Err(patch::server_side_apply_unsupported());
+    }
+    let raw = body::decode_object(&media, bytes)?;
+    let Decoded { mut object, mut warnings } = normalize(rt, raw, query)?;
+    let meta = meta_mut(&mut object);
+    if rt.namespaced {
+        let url_ns = t.namespace.clone().ok_or(ApiError::MethodNotAllowed)?;
+        match meta.get("namespace").and_then(Value::as_str) {
+            Some(ns) if !ns.is_empty() && ns != url_ns => {
+                return Err(ApiError::BadRequest(
+                    "the namespace of the provided object does not match the namespace sent on the request".into(),
+                ));
+            }
+            _ => {
+                meta.insert("namespace".into(), json!(url_ns));
+            }
+        }
+    } else {
+        meta.remove("namespace");
+    }
+    if meta.get("resourceVersion").and_then(Value::as_str).is_some_and(|rv| !rv.is_empty()) {
+        return Err(ApiError::BadRequest("resourceVersion should not be set on objects to be created".into()));
+    }
+    let name_missing = meta.get("name").and_then(Value::as_str).is_none_or(str::is_empty);
+    if name_missing
+        && let Some(prefix) = meta.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty())
+    {
+        let name = format!("{prefix}{}", random_suffix());
+        meta.insert("name".into(), json!(name));
+    }
+    meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+    meta.insert("creationTimestamp".into(), json!(now()));
+    for f in ["deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+        meta.remove(f);
+    }
+    if rt.strategy.tracks_generation() {
+        meta.insert("generation".into(), json!(1));
+    } else {
+        meta.remove("generation");
+    }
+    if let Some(ns) = &t.namespace
+        && rt.namespaced
+    {
+        check_namespace(state, ns).await?;
+    }
+    let strategy = rt.strategy;
+    strategy.default(&mut object);
+    let _guard = if strategy.allocates() { Some(state.allocation.lock().await) } else { None };
+    let existing: Vec<Arc<Value>> = if strategy.allocates() {
+        state.store.list(&rt.key_prefix(None)).await?.0.into_iter().map(|v| v.value).collect()
+    } else {
+        Vec::new()
+    };
+    strategy.prepare_create(&mut object, &CreateContext { existing: &existing });
+    let mut causes = Causes::default();
+    validate_meta(rt, &object, &mut causes);
+    strategy.validate(&object, None, &mut causes);
+    invalid(rt, &object, causes)?;
+    warnings.extend(strategy.warnings(&object));
+    let name = name_of(&object);
+    if is_dry_run(query) {
+        return Ok(json_response(StatusCode::CREATED, &served(rt, &object), &warnings));
+    }
+    let key = rt.key(t.namespace.as_deref(), &name);
+    let stored = state
+        .store
+        .write(Write::Create { key, value: object })
+        .await
+        .map_err(|e| with_subject(e, rt, &name))?;
+    Ok(json_response(StatusCode::CREATED, &served(rt, &stored.value), &warnings))
+}
+
+/// Which part of an object a write may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The main resource: everything but status (for kinds with a status subresource).
+    Main,
+    /// The status subresource: only status.
+    Status,
+}
+
+/// Merges a requested new object with the current one as kube-apiserver's update strategies
+/// do: identity and lifecycle metadata are kept, status or spec is kept depending on `part`,
+/// and generation moves when the spec changed.
+fn merge_update(rt: &ResourceType, current: &Value, mut new: Value, part: Part) -> Value {
+    if part == Part::Status {
+        let mut merged = current.clone();
+        merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
+        if merged["status"].is_null() {
+            merged.as_object_mut().map(|m| m.remove("status"));
+        }
+        return merged;
+    }
+    let cur_meta = current.get("metadata").cloned().unwrap_or(json!({}));
+    let meta = meta_mut(&mut new);
+    for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace"] {
+        match cur_meta.get(f) {
+            Some(v) => meta.insert(f.to_string(), v.clone()),
+            None => meta.remove(f),
+        };
+    }
+    if rt.strategy.has_status() {
+        match current.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                new.as_object_mut().map(|m| m.remove("status"));
+            }
+        }
+    }
+    if rt.strategy.tracks_generation() {
+        let spec_of = |v: &Value| {
+            let mut v = v.clone();
+            if let Some(m) = v.as_object_mut() {
+                m.remove("metadata");
+                m.remove("status");
+            }
+            v
+        };
+        let generation = current.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+        let bumped = if spec_of(current) != spec_of(&new) { generation + 1 } else { generation };
+        meta_mut(&mut new).insert("generation".into(), json!(bumped));
+    }
+    new
+}
+
+/// Strips what differs between two reads of the same unchanged object.
+fn same_object(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+/// How an update computes the new object from the current one.
+pub enum Change<'a> {
+    /// PUT: the object in the body.
+    Replace(Value),
+    /// PATCH: a patch of the given media type, applied to the current object.
+    Patch { media: &'a str, patch: Value },
+}
+
+/// `PUT` or `PATCH` on an item (or its status).
+pub async fn update(state: &ApiState, t: &Target<'_>, query: &Query, change: Change<'_>, part: Part) -> Result<Response, ApiError> {
+    let (object, warnings) = update_object(state, t, query, change, part).await?;
+    Ok(json_response(StatusCode::OK, &object, &warnings))
+}
+
+/// The update behind [`update`]: returns the object as served, and the warnings.
+pub async fn update_object(state: &ApiState, t: &Target<'_>, query: &Query, change: Change<'_>, part: Part) -> Result<(Value, Vec<String>), ApiError> {
+    let rt = t.rt;
+    let name = t.name.clone().ok_or(ApiError::MethodNotAllowed)?;
+    let key = rt.key(t.namespace.as_deref(), &name);
+    let precondition = match &change {
+        Change::Replace(body) => body.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string),
+        Change::Patch { patch, .. } => patch.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_string),
+    };
+    let expected = precondition
+        .map(|rv| rv.parse::<u64>().map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {rv:?}"))))
+        .transpose()?;
+    for _ in 0..RETRIES {
+        let current = state.store.get(&key).await?.ok_or_else(|| ApiError::NotFound(Subject::of(rt, &name)))?;
+        let requested = match &change {
+            Change::Replace(body) => body.clone(),
+            Change::Patch { media, patch } => patch::apply(media, &served(rt, &current.value), patch, rt.kind)?,
+        };
+        if name_of(&requested) != name {
+            return Err(ApiError::BadRequest(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                name_of(&requested)
+            )));
+        }
+        let Decoded { object, mut warnings } = normalize(rt, requested, query)?;
+        if let (Some(ns), Some(body_ns)) = (&t.namespace, object.pointer("/metadata/namespace").and_then(Value::as_str))
+            && rt.namespaced
+            && !body_ns.is_empty()
+            && body_ns != ns
+        {
+            return Err(ApiError::BadRequest(
+                "the namespace of the provided object does not match the namespace sent on the request".into(),
+            ));
+        }
+        let mut object = merge_update(rt, &current.value, object, part);
+        rt.strategy.default(&mut object);
+        let mut causes = Causes::default();
+        validate_meta(rt, &object, &mut causes);
+        rt.strategy.validate(&object, Some(&current.value), &mut causes);
+        invalid(rt, &object, causes)?;
+        if part == Part::Main {
+            warnings.extend(rt.strategy.warnings(&object));
+        }
+        if let Some(rv) = expected
+            && rv != current.revision
+        {
+            return Err(ApiError::Conflict(Subject::of(rt, &name)));
+        }
+        if same_object(&object, &current.value) || is_dry_run(query) {
+            return Ok((served(rt, &object), warnings));
+        }
+        let finalized = object.pointer("/metadata/deletionTimestamp").is_some()
+            && object.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty)
+            && !is_graceful_pod(rt, &object);
+        let write = if finalized {
+            Write::Delete { key: key.clone(), expected: Some(current.revision) }
+        } else {
+            Write::Update { key: key.clone(), value: object, expected: Some(current.revision) }
+        };
+        match state.store.write(write).await {
+            Ok(stored) => return Ok((served(rt, &stored.value), warnings)),
+            Err(store::Error::Conflict { .. }) if expected.is_none() => continue,
+            Err(e) => return Err(with_subject(e, rt, &name)),
+        }
+    }
+    Err(ApiError::Conflict(Subject::of(rt, &name)))
+}
+
+/// A pod whose graceful deletion is still under way (its node agent finishes it).
+fn is_graceful_pod(rt: &ResourceType, obj: &Value) -> bool {
+    rt.kind == "Pod" && rt.group.is_empty() && obj.pointer("/spec/nodeName").is_some()
+}
+
+/// `DeleteOptions` from the body and query.
+struct DeleteOptions {
+    grace: Option<i64>,
+    uid: Option<String>,
+    resource_version: Option<String>,
+    dry_run: bool,
+}
+
+fn delete_options(query: &Query, bytes: &[u8]) -> Result<DeleteOptions, ApiError> {
+    let body: Value = if bytes.iter().all(u8::is_ascii_whitespace) { json!({}) } else { body::decode_json(bytes)? };
+    Ok(DeleteOptions {
+        grace: query.int("gracePeriodSeconds")?.or_else(|| body.get("gracePeriodSeconds").and_then(Value::as_i64)),
+        uid: body.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string),
+        resource_version: body.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string),
+        dry_run: is_dry_run(query) || body.get("dryRun").and_then(Value::as_array).is_some_and(|d| d.iter().any(|x| x == "All")),
+    })
+}
+
+/// `DELETE` on an item.
+pub async fn delete(state: &ApiState, t: &Target<'_>, query: &Query, bytes: &[u8]) -> Result<Response, ApiError> {
+    let rt = t.rt;
+    let name = t.name.clone().ok_or(ApiError::MethodNotAllowed)?;
+    let opts = delete_options(query, bytes)?;
+    let key = rt.key(t.namespace.as_deref(), &name);
+    for _ in 0..RETRIES {
+        let current = state.store.get(&key).await?.ok_or_else(|| ApiError::NotFound(Subject::of(rt, &name)))?;
+        let obj = &current.value;
+        if opts.uid.as_deref().is_some_and(|u| Some(u) != obj.pointer("/metadata/uid").and_then(Value::as_str))
+            || opts.resource_version.as_deref().is_some_and(|rv| rv != current.revision.to_string())
+        {
+            return Err(ApiError::Conflict(Subject::of(rt, &name)));
+        }
+        let next = deletion_step(rt, obj, opts.grace);
+        if opts.dry_run {
+            return Ok(json_response(StatusCode::OK, &served(rt, obj), &[]));
+        }
+        let write = match next {
+            Some(v) if same_object(&v, obj) => return Ok(json_response(StatusCode::OK, &served(rt, obj), &[])),
+            Some(v) => Write::Update { key: key.clone(), value: v, expected: Some(current.revision) },
+            None => Write::Delete { key: key.clone(), expected: Some(current.revision) },
+        };
+        let is_removal = matches!(write, Write::Delete { .. });
+        match state.store.write(write).await {
+            Ok(Versioned { value, .. }) => {
+                let code = if is_removal { StatusCode::OK } else { StatusCode::ACCEPTED };
+                return Ok(json_response(code, &served(rt, &value), &[]));
+            }
+            Err(store::Error::Conflict { .. } | store::Error::NotFound { .. }) => continue,
+            Err(e) => return Err(with_subject(e, rt, &name)),
+        }
+    }
+    Err(ApiError::Conflict(Subject::of(rt, &name)))
+}
+
+/// What a delete does to `obj`: `None` removes it now; `Some(v)` marks it for deletion (a
+/// namespace starts terminating, finalizers must run, a running pod gets its grace period).
+fn deletion_step(rt: &ResourceType, obj: &Value, grace: Option<i64>) -> Option<Value> {
+    let mut next = obj.clone();
+    let already = obj.pointer("/metadata/deletionTimestamp").is_some();
+    let has_finalizers = obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+    if rt.kind == "Namespace" && rt.group.is_empty() {
+        if !already {
+            meta_mut(&mut next).insert("deletionTimestamp".into(), json!(now()));
+            next["status"] = json!({"phase": "Terminating"});
+        }
+        return Some(next);
+    }
+    if is_graceful_pod(rt, obj) {
+        let grace = grace
+            .or_else(|| obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+            .unwrap_or(30)
+            .max(0);
+        let current = obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+        if grace == 0 && !has_finalizers {
+            return None;
+        }
+        // A second delete may only shorten the grace period.
+        if current.is_none_or(|c| grace < c) {
+            let deadline = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace);
+            let meta = meta_mut(&mut next);
+            meta.insert("deletionTimestamp".into(), json!(deadline.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()));
+            meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+        }
+        return Some(next);
+    }
+    if has_finalizers {
+        if !already {
+            let meta = meta_mut(&mut next);
+            meta.insert("deletionTimestamp".into(), json!(now()));
+            meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+        }
+        return Some(next);
+    }
+    None
+}
+
+/// `DELETE` on a collection: deletes every object the selectors match.
+pub async fn delete_collection(state: &ApiState, t: &Target<'_>, query: &Query, bytes: &[u8]) -> Result<Response, ApiError> {
+    let filter = super::read::Filter::from_query(t.rt, query)?;
+    let (items, _) = state.store.list(&t.rt.key_prefix(t.namespace.as_deref())).await?;
+    for item in items.iter().filter(|i| filter.matches(t.rt, &i.value)) {
+        let name = name_of(&item.value);
+        let ns = item.value.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+        let target = Target { rt: t.rt, namespace: ns, name: Some(name), subresource: None };
+        match delete(state, &target, query, bytes).await {
+            Ok(_) | Err(ApiError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(json_response(StatusCode::OK, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}), &[]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_unknown_fields_with_paths() {
+        let input = json!({"spec": {"replicas": 1, "bogus": 2, "template": {"spec": {"containers": [{"name": "a", "colour": "red"}]}}}});
+        let known = json!({"spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "a"}]}}}});
+        let mut out = Vec::new();
+        unknown_fields(&input, &known, "", &mut out);
+        assert_eq!(out, vec!["spec.bogus", "spec.template.spec.containers[0].colour"]);
+    }
+
+    #[test]
+    fn spec_change_bumps_generation_but_status_is_kept() {
+        let registry = crate::registry::Registry::new();
+        let rt = registry.lookup("apps", "v1", "deployments").unwrap();
+        let cur = json!({"metadata": {"name": "d", "generation": 3, "uid": "u"}, "spec": {"replicas": 1}, "status": {"replicas": 1}});
+        let new = json!({"metadata": {"name": "d"}, "spec": {"replicas": 2}, "status": {"replicas": 9}});
+        let merged = merge_update(rt, &cur, new, Part::Main);
+        assert_eq!(merged["metadata"]["generation"], 4);
+        assert_eq!(merged["metadata"]["uid"], "u");
+        assert_eq!(merged["status"]["replicas"], 1);
+    }
+
+    #[test]
+    fn deleting_a_bound_pod_is_graceful() {
+        let registry = crate::registry::Registry::new();
+        let rt = registry.lookup("", "v1", "pods").unwrap();
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 30}});
+        let next = deletion_step(rt, &pod, None).unwrap();
+        assert_eq!(next["metadata"]["deletionGracePeriodSeconds"], 30);
+        assert!(deletion_step(rt, &pod, Some(0)).is_none());
+        let unbound = json!({"metadata": {"name": "p"}, "spec": {}});
+        assert!(deletion_step(rt, &unbound, None).is_none());
+    }
+}

@@ -1,0 +1,1 @@
+//! wasmkube control plane.

@@ -1,0 +1,366 @@
+//! Strategies of the kinds with little behaviour of their own: namespaces, nodes, secrets,
+//! config maps, volumes and storage classes, autoscalers, events.
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use super::meta::{child, default_field};
+use super::{Causes, CreateContext, Strategy};
+
+/// Namespaces: a DNS label name, the `kubernetes` finalizer, `Active` at birth.
+pub struct NamespaceStrategy;
+
+impl Strategy for NamespaceStrategy {
+    fn default(&self, obj: &mut Value) {
+        let name = obj.pointer("/metadata/name").cloned().unwrap_or(Value::Null);
+        if let Some(o) = obj.as_object_mut() {
+            let labels = child(child(o, "metadata"), "labels");
+            labels.insert("kubernetes.io/metadata.name".into(), name);
+            default_field(child(o, "spec"), "finalizers", json!(["kubernetes"]));
+        }
+    }
+    fn prepare_create(&self, obj: &mut Value, _ctx: &CreateContext) {
+        obj["status"] = json!({"phase": "Active"});
+    }
+    fn validate(&self, obj: &Value, _old: Option<&Value>, causes: &mut Causes) {
+        if let Some(name) = obj.pointer("/metadata/name").and_then(Value::as_str) {
+            causes.dns_label("metadata.name", name);
+        }
+    }
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+    fn field_labels(&self) -> &'static [(&'static str, &'static str)] {
+        &[("status.phase", "/status/phase")]
+    }
+}
+
+/// Nodes: written by node agents; `spec.unschedulable` is a field selector.
+pub struct NodeStrategy;
+
+impl Strategy for NodeStrategy {
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+    fn field_labels(&self) -> &'static [(&'static str, &'static str)] {
+        &[("spec.unschedulable", "/spec/unschedulable")]
+    }
+}
+
+/// The secret types the API accepts, with the data keys each requires.
+const SECRET_TYPES: &[(&str, &[&str])] = &[
+    ("Opaque", &[]),
+    ("kubernetes.io/service-account-token", &[]),
+    ("kubernetes.io/dockercfg", &[".dockercfg"]),
+    ("kubernetes.io/dockerconfigjson", &[".dockerconfigjson"]),
+    ("kubernetes.io/basic-auth", &[]),
+    ("kubernetes.io/ssh-auth", &["ssh-privatekey"]),
+    ("kubernetes.io/tls", &["tls.crt", "tls.key"]),
+    ("bootstrap.kubernetes.io/token", &[]),
+];
+
+/// Secrets: `stringData` is merged into `data` (base64) on write; `type` is checked.
+pub struct SecretStrategy;
+
+impl Strategy for SecretStrategy {
+    fn default(&self, obj: &mut Value) {
+        let Some(o) = obj.as_object_mut() else { return };
+        default_field(o, "type", json!("Opaque"));
+        if let Some(Value::Object(string_data)) = o.remove("stringData") {
+            let data = child(o, "data");
+            for (k, v) in string_data {
+                let text = v.as_str().unwrap_or_default();
+                data.insert(
+                    k,
+                    json!(base64::engine::general_purpose::STANDARD.encode(text)),
+                );
+            }
+        }
+    }
+    fn validate(&self, obj: &Value, old: Option<&Value>, causes: &mut Causes) {
+        let ty = obj.get("type").cloned().unwrap_or(json!("Opaque"));
+        let data = obj.get("data").and_then(Value::as_object);
+        // Custom types (anything with a '/' outside kubernetes.io) are allowed, as upstream.
+        match SECRET_TYPES.iter().find(|(t, _)| Some(*t) == ty.as_str()) {
+            Some((_, required)) => {
+                for key in *required {
+                    if data.is_none_or(|d| !d.contains_key(*key)) {
+                        causes.required(format!("data[{key}]"));
+                    }
+                }
+            }
+            None if ty.as_str().is_some_and(|t| !t.is_empty()) => {}
+            None => causes.required("type"),
+        }
+        validate_data_keys(obj, causes);
+        immutable_data(obj, old, causes);
+        if let Some(old) = old
+            && old.get("type") != obj.get("type")
+        {
+            causes.immutable("type", &ty);
+        }
+    }
+    fn has_status(&self) -> bool {
+        false
+    }
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+    fn field_labels(&self) -> &'static [(&'static str, &'static str)] {
+        &[("type", "/type")]
+    }
+}
+
+/// ConfigMaps: key names checked, `immutable` honoured.
+pub struct ConfigMapStrategy;
+
+impl Strategy for ConfigMapStrategy {
+    fn validate(&self, obj: &Value, old: Option<&Value>, causes: &mut Causes) {
+        validate_data_keys(obj, causes);
+        immutable_data(obj, old, causes);
+    }
+    fn has_status(&self) -> bool {
+        false
+    }
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+}
+
+fn validate_data_keys(obj: &Value, causes: &mut Causes) {
+    for field in ["data", "binaryData"] {
+        for key in obj.get(field).and_then(Value::as_object).into_iter().flatten().map(|(k, _)| k) {
+            let ok = !key.is_empty()
+                && key.len() <= 253
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+                && key != "."
+                && key != "..";
+            if !ok {
+                causes.invalid(
+                    format!("{field}[{key}]"),
+                    &json!(key),
+                    "a valid config key must consist of alphanumeric characters, '-', '_' or '.' \
+                     (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation \
+                     is '[-._a-zA-Z0-9]+')",
+                );
+            }
+        }
+    }
+}
+
+fn immutable_data(obj: &Value, old: Option<&Value>, causes: &mut Causes) {
+    let Some(old) = old else { return };
+    if old.get("immutable") == Some(&json!(true)) {
+        if obj.get("data") != old.get("data") || obj.get("binaryData") != old.get("binaryData") {
+            causes.forbidden("data", "field is immutable when `immutable` is set");
+        }
+        if obj.get("immutable") != Some(&json!(true)) {
+            causes.forbidden("immutable", "field is immutable when `immutable` is set");
+        }
+    }
+}
+
+/// PersistentVolumeClaims: `Pending` at birth; a bound claim's spec is frozen but for its
+/// requests.
+pub struct ClaimStrategy;
+
+impl Strategy for ClaimStrategy {
+    fn default(&self, obj: &mut Value) {
+        if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+            default_field(spec, "volumeMode", json!("Filesystem"));
+        }
+    }
+    fn prepare_create(&self, obj: &mut Value, _ctx: &CreateContext) {
+        obj["status"] = json!({"phase": "Pending"});
+    }
+    fn validate(&self, obj: &Value, old: Option<&Value>, causes: &mut Causes) {
+        let spec = obj.get("spec").unwrap_or(&Value::Null);
+        if spec.get("accessModes").and_then(Value::as_array).is_none_or(Vec::is_empty) {
+            causes.required("spec.accessModes");
+        }
+        if spec.pointer("/resources/requests/storage").is_none() {
+            causes.required("spec.resources[storage]");
+        }
+        if let Some(old) = old {
+            let strip = |v: &Value| {
+                let mut s = v.get("spec").cloned().unwrap_or(Value::Null);
+                if let Some(s) = s.as_object_mut() {
+                    s.remove("resources");
+                    s.remove("volumeAttributesClassName");
+                    // The binder fills volumeName once.
+                    if old.pointer("/spec/volumeName").is_none() {
+                        s.remove("volumeName");
+                    }
+                }
+                s
+            };
+            if strip(obj) != strip(old) {
+                causes.forbidden(
+                    "spec",
+                    "spec is immutable after creation except resources.requests and \
+                     volumeAttributesClassName for bound claims",
+                );
+            }
+        }
+    }
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+}
+
+/// PersistentVolumes: reclaim policy defaults to `Retain`, `Pending` at birth.
+pub struct VolumeStrategy;
+
+impl Strategy for VolumeStrategy {
+    fn default(&self, obj: &mut Value) {
+        if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+            default_field(spec, "persistentVolumeReclaimPolicy", json!("Retain"));
+            default_field(spec, "volumeMode", json!("Filesystem"));
+        }
+    }
+    fn prepare_create(&self, obj: &mut Value, _ctx: &CreateContext) {
+        obj["status"] = json!({"phase": "Pending"});
+    }
+    fn validate(&self, obj: &Value, _old: Option<&Value>, causes: &mut Causes) {
+        let spec = obj.get("spec").unwrap_or(&Value::Null);
+        if spec.get("accessModes").and_then(Value::as_array).is_none_or(Vec::is_empty) {
+            causes.required("spec.accessModes");
+        }
+        if spec.pointer("/capacity/storage").is_none() {
+            causes.required("spec.capacity");
+        }
+    }
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+}
+
+/// StorageClasses: reclaim `Delete`, binding `Immediate` by default; no status.
+pub struct StorageClassStrategy;
+
+impl Strategy for StorageClassStrategy {
+    fn default(&self, obj: &mut Value) {
+        if let Some(o) = obj.as_object_mut() {
+            default_field(o, "reclaimPolicy", json!("Delete"));
+            default_field(o, "volumeBindingMode", json!("Immediate"));
+        }
+    }
+    fn validate(&self, obj: &Value, old: Option<&Value>, causes: &mut Causes) {
+        if obj.get("provisioner").and_then(Value::as_str).is_none_or(str::is_empty) {
+            causes.required("provisioner");
+        }
+        if let Some(old) = old {
+            for f in ["provisioner", "parameters", "reclaimPolicy", "volumeBindingMode"] {
+                if obj.get(f) != old.get(f) {
+                    causes.forbidden(f, "updates to {f} are forbidden.");
+                }
+            }
+        }
+    }
+    fn has_status(&self) -> bool {
+        false
+    }
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+}
+
+/// HorizontalPodAutoscalers (stored as autoscaling/v2).
+pub struct AutoscalerStrategy;
+
+impl Strategy for AutoscalerStrategy {
+    fn default(&self, obj: &mut Value) {
+        let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+            return;
+        };
+        default_field(spec, "minReplicas", json!(1));
+        let no_metrics = spec.get("metrics").and_then(Value::as_array).is_none_or(Vec::is_empty);
+        if no_metrics {
+            spec.insert(
+                "metrics".into(),
+                json!([{"type": "Resource", "resource": {"name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": 80}}}]),
+            );
+        }
+    }
+    fn validate(&self, obj: &Value, _old: Option<&Value>, causes: &mut Causes) {
+        let spec = obj.get("spec").unwrap_or(&Value::Null);
+        causes.at_least("spec.minReplicas", spec.get("minReplicas"), 1);
+        let max = spec.get("maxReplicas").and_then(Value::as_i64);
+        match max {
+            None => causes.required("spec.maxReplicas"),
+            Some(m) if m < spec.get("minReplicas").and_then(Value::as_i64).unwrap_or(1) => {
+                causes.invalid(
+                    "spec.maxReplicas",
+                    &json!(m),
+                    "must be greater than or equal to `minReplicas`",
+                )
+            }
+            _ => {}
+        }
+        if spec.pointer("/scaleTargetRef/name").is_none() {
+            causes.required("spec.scaleTargetRef.name");
+        }
+    }
+}
+
+/// Events (core/v1, also stored for events.k8s.io/v1).
+pub struct EventStrategy;
+
+impl Strategy for EventStrategy {
+    fn has_status(&self) -> bool {
+        false
+    }
+    fn tracks_generation(&self) -> bool {
+        false
+    }
+    fn field_labels(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("involvedObject.kind", "/involvedObject/kind"),
+            ("involvedObject.namespace", "/involvedObject/namespace"),
+            ("involvedObject.name", "/involvedObject/name"),
+            ("involvedObject.uid", "/involvedObject/uid"),
+            ("involvedObject.apiVersion", "/involvedObject/apiVersion"),
+            ("involvedObject.resourceVersion", "/involvedObject/resourceVersion"),
+            ("involvedObject.fieldPath", "/involvedObject/fieldPath"),
+            ("reason", "/reason"),
+            ("reportingComponent", "/reportingComponent"),
+            ("source", "/source/component"),
+            ("type", "/type"),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_data_merges_into_data() {
+        let mut s = json!({"metadata": {"name": "s"}, "data": {"a": "eA=="}, "stringData": {"b": "hi"}});
+        SecretStrategy.default(&mut s);
+        assert_eq!(s["data"]["b"], "aGk=");
+        assert_eq!(s["data"]["a"], "eA==");
+        assert!(s.get("stringData").is_none());
+        assert_eq!(s["type"], "Opaque");
+    }
+
+    #[test]
+    fn tls_secret_needs_cert_and_key() {
+        let s = json!({"type": "kubernetes.io/tls", "data": {"tls.crt": "eA=="}});
+        let mut causes = Causes::default();
+        SecretStrategy.validate(&s, None, &mut causes);
+        assert_eq!(causes.0[0].field, "data[tls.key]");
+    }
+
+    #[test]
+    fn immutable_configmap_rejects_changes() {
+        let old = json!({"immutable": true, "data": {"a": "1"}});
+        let new = json!({"immutable": true, "data": {"a": "2"}});
+        let mut causes = Causes::default();
+        ConfigMapStrategy.validate(&new, Some(&old), &mut causes);
+        assert_eq!(causes.0.len(), 1);
+    }
+}
