@@ -1,1 +1,164 @@
-fn main() {}
+//! `wasmkube`: Kubernetes' desired-state model where every container is a WebAssembly instance.
+//!
+//! One binary: `server` runs the control plane, `up` runs a whole cluster in one process, and
+//! the client verbs (`apply`, `get`, `describe`, `delete`, `scale`) talk to a running one.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use controlplane::server::{self, ControlPlane};
+
+/// Kubernetes' desired-state model, with WebAssembly instances for containers.
+#[derive(Parser, Debug)]
+#[command(name = "wasmkube", version, about)]
+struct Cli {
+    /// The kubeconfig client verbs use (default: $KUBECONFIG, ~/.kube/config, then the default
+    /// data dir's).
+    #[arg(long, global = true, env = "WASMKUBE_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the control plane (API server, store and controllers) in the foreground.
+    Server(ServerArgs),
+    /// Run a whole cluster in one process: the control plane and `--nodes` node agents.
+    Up(UpArgs),
+    #[command(flatten)]
+    Client(cli::Command),
+}
+
+#[derive(Args, Debug)]
+struct ServerArgs {
+    /// Port of the API (0 picks a free one and prints it).
+    #[arg(long, default_value_t = 6443)]
+    port: u16,
+    /// Address of the API.
+    #[arg(long, default_value = "127.0.0.1")]
+    address: IpAddr,
+    /// Where the store (state.redb) and the kubeconfig live
+    /// [default: ${XDG_DATA_HOME:-~/.local/share}/wasmkube].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// How often watches that allow bookmarks get one.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    bookmark_interval: Duration,
+    /// The longest a watch stays open when the client sets no timeoutSeconds.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    max_watch_duration: Duration,
+    /// How often a terminating namespace with objects left in it is re-examined.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    namespace_retry_interval: Duration,
+}
+
+#[derive(Args, Debug)]
+struct UpArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// How many node agents to run in this process.
+    #[arg(long, default_value_t = 1)]
+    nodes: u32,
+}
+
+/// Parses `500ms`, `10s`, `5m`, `1h` (a bare number is seconds).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: f64 = number.parse().map_err(|_| format!("invalid duration {s:?} (use e.g. 500ms, 10s, 5m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+impl ServerArgs {
+    fn config(&self) -> server::Config {
+        server::Config {
+            address: self.address,
+            port: self.port,
+            data_dir: self.data_dir.clone().unwrap_or_else(server::default_data_dir),
+            bookmark_interval: self.bookmark_interval,
+            max_watch: self.max_watch_duration,
+            namespace_retry: self.namespace_retry_interval,
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let client = matches!(cli.command, Command::Client(_));
+    let default_filter = if client { "warn" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WASMKUBE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Server(args) => serve(args.config(), None).await,
+            Command::Up(args) => serve(args.server.config(), Some(args.nodes)).await,
+            Command::Client(command) => cli::run(command, cli.kubeconfig).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            if !client {
+                eprintln!("error: {e:#}");
+            } else if !e.to_string().is_empty() {
+                eprintln!("{e:#}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the control plane (and, for `up`, the node agents) until Ctrl-C or SIGTERM.
+async fn serve(config: server::Config, nodes: Option<u32>) -> anyhow::Result<()> {
+    let plane = ControlPlane::start(config).await?;
+    println!("wasmkube: API server ready at {}", plane.url);
+    if let Some(nodes) = nodes {
+        println!("wasmkube: cluster up ({nodes} node(s) requested; node agents arrive with the node agent issue, so pods stay Pending)");
+        println!("export KUBECONFIG={}", plane.kubeconfig.display());
+    } else {
+        println!("wasmkube: kubeconfig at {}", plane.kubeconfig.display());
+    }
+    wait_for_signal().await;
+    eprintln!("wasmkube: shutting down");
+    plane.stop().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -315,7 +315,12 @@ pub enum Change<'a> {
     /// PUT: the object in the body.
     Replace(Value),
     /// PATCH: a patch of the given media type, applied to the current object.
-    Patch { media: &'a str, patch: Value },
+    Patch {
+        /// The patch's media type.
+        media: &'a str,
+        /// The patch document.
+        patch: Value,
+    },
 }
 
 /// `PUT` or `PATCH` on an item (or its status).

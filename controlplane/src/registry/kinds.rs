@@ -49,10 +49,10 @@ pub fn all() -> Vec<ResourceType> {
         // core/v1
         ResourceType::of::<core::Namespace>(&NamespaceStrategy)
             .names(&["ns"], &[])
-            .subresources(&[status("", "v1", "Namespace"), sub("finalize", "", "v1", "Namespace", &["update"])]),
+            .subresources(const { &[status("", "v1", "Namespace"), sub("finalize", "", "v1", "Namespace", &["update"])] }),
         ResourceType::of::<core::Pod>(&PodStrategy)
             .names(&["po"], ALL)
-            .subresources(&[
+            .subresources(const { &[
                 status("", "v1", "Pod"),
                 sub("binding", "", "v1", "Binding", &["create"]),
                 sub("eviction", "policy", "v1", "Eviction", &["create"]),
@@ -61,13 +61,13 @@ pub fn all() -> Vec<ResourceType> {
                 sub("exec", "", "v1", "PodExecOptions", &["create", "get"]),
                 sub("attach", "", "v1", "PodAttachOptions", &["create", "get"]),
                 sub("portforward", "", "v1", "PodPortForwardOptions", &["create", "get"]),
-            ]),
+            ] }),
         ResourceType::of::<core::Node>(&NodeStrategy)
             .names(&["no"], &[])
-            .subresources(&[status("", "v1", "Node")]),
+            .subresources(const { &[status("", "v1", "Node")] }),
         ResourceType::of::<core::Service>(&ServiceStrategy)
             .names(&["svc"], ALL)
-            .subresources(&[status("", "v1", "Service")]),
+            .subresources(const { &[status("", "v1", "Service")] }),
         ResourceType::of::<core::Endpoints>(&PLAIN).names(&["ep"], &[]),
         ResourceType::of::<core::ConfigMap>(&ConfigMapStrategy).names(&["cm"], &[]),
         ResourceType::of::<core::Secret>(&SecretStrategy),
@@ -75,53 +75,53 @@ pub fn all() -> Vec<ResourceType> {
         ResourceType::of::<core::Event>(&EventStrategy).names(&["ev"], &[]),
         ResourceType::of::<core::ReplicationController>(&RC)
             .names(&["rc"], ALL)
-            .subresources(&[status("", "v1", "ReplicationController"), SCALE]),
+            .subresources(const { &[status("", "v1", "ReplicationController"), SCALE] }),
         ResourceType::of::<core::PersistentVolume>(&VolumeStrategy)
             .names(&["pv"], &[])
-            .subresources(&[status("", "v1", "PersistentVolume")]),
+            .subresources(const { &[status("", "v1", "PersistentVolume")] }),
         ResourceType::of::<core::PersistentVolumeClaim>(&ClaimStrategy)
             .names(&["pvc"], &[])
-            .subresources(&[status("", "v1", "PersistentVolumeClaim")]),
+            .subresources(const { &[status("", "v1", "PersistentVolumeClaim")] }),
         // apps/v1
         ResourceType::of::<apps::Deployment>(&DEPLOYMENT)
             .names(&["deploy"], ALL)
-            .subresources(&[status("apps", "v1", "Deployment"), SCALE]),
+            .subresources(const { &[status("apps", "v1", "Deployment"), SCALE] }),
         ResourceType::of::<apps::ReplicaSet>(&REPLICASET)
             .names(&["rs"], ALL)
-            .subresources(&[status("apps", "v1", "ReplicaSet"), SCALE]),
+            .subresources(const { &[status("apps", "v1", "ReplicaSet"), SCALE] }),
         ResourceType::of::<apps::StatefulSet>(&STATEFULSET)
             .names(&["sts"], ALL)
-            .subresources(&[status("apps", "v1", "StatefulSet"), SCALE]),
+            .subresources(const { &[status("apps", "v1", "StatefulSet"), SCALE] }),
         ResourceType::of::<apps::DaemonSet>(&DAEMONSET)
             .names(&["ds"], ALL)
-            .subresources(&[status("apps", "v1", "DaemonSet")]),
+            .subresources(const { &[status("apps", "v1", "DaemonSet")] }),
         ResourceType::of::<apps::ControllerRevision>(&PLAIN),
         // batch/v1
         ResourceType::of::<batch::Job>(&JOB)
             .names(&[], ALL)
-            .subresources(&[status("batch", "v1", "Job")]),
+            .subresources(const { &[status("batch", "v1", "Job")] }),
         ResourceType::of::<batch::CronJob>(&CRONJOB)
             .names(&["cj"], ALL)
-            .subresources(&[status("batch", "v1", "CronJob")]),
+            .subresources(const { &[status("batch", "v1", "CronJob")] }),
         // autoscaling
         ResourceType::of::<autoscaling_v2::HorizontalPodAutoscaler>(&AutoscalerStrategy)
             .names(&["hpa"], ALL)
-            .subresources(&[status("autoscaling", "v2", "HorizontalPodAutoscaler")]),
+            .subresources(const { &[status("autoscaling", "v2", "HorizontalPodAutoscaler")] }),
         ResourceType::of::<autoscaling_v1::HorizontalPodAutoscaler>(&AutoscalerStrategy)
             .names(&["hpa"], ALL)
             .stored_as(&HPA_V1)
-            .subresources(&[status("autoscaling", "v1", "HorizontalPodAutoscaler")]),
+            .subresources(const { &[status("autoscaling", "v1", "HorizontalPodAutoscaler")] }),
         ResourceType::of::<autoscaling_v2::HorizontalPodAutoscaler>(&AutoscalerStrategy)
             .names(&["hpa"], ALL)
             .stored_as(&HPA_V2BETA2)
             .deprecated(HPA_V2BETA2_WARNING)
             .normalized_by(normalize_v2beta2)
             .version("v2beta2")
-            .subresources(&[status("autoscaling", "v2beta2", "HorizontalPodAutoscaler")]),
+            .subresources(const { &[status("autoscaling", "v2beta2", "HorizontalPodAutoscaler")] }),
         // others
         ResourceType::of::<policy::PodDisruptionBudget>(&WITH_STATUS)
             .names(&["pdb"], &[])
-            .subresources(&[status("policy", "v1", "PodDisruptionBudget")]),
+            .subresources(const { &[status("policy", "v1", "PodDisruptionBudget")] }),
         ResourceType::of::<coordination::Lease>(&PLAIN),
         ResourceType::of::<discovery::EndpointSlice>(&PLAIN),
         ResourceType::of::<events::Event>(&EventStrategy)

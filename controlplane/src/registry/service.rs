@@ -54,7 +54,7 @@ impl Strategy for ServiceStrategy {
         if let Some(o) = obj.as_object_mut() {
             o.insert("status".into(), json!({"loadBalancer": {}}));
         }
-        let ty = obj.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP");
+        let ty = obj.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
         if ty == "ExternalName" {
             return;
         }

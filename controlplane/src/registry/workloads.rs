@@ -63,7 +63,8 @@ impl Strategy for WorkloadStrategy {
             Workload::ReplicationController => {
                 default_field(spec, "replicas", json!(1));
                 // An RC without a selector selects its template's labels.
-                if let Some(labels) = spec.pointer("/template/metadata/labels").cloned() {
+                let labels = spec.get("template").and_then(|t| t.pointer("/metadata/labels")).cloned();
+                if let Some(labels) = labels {
                     default_field(spec, "selector", labels);
                 }
             }
@@ -96,7 +97,7 @@ impl Strategy for WorkloadStrategy {
                 default_field(spec, "suspend", json!(false));
                 default_field(spec, "successfulJobsHistoryLimit", json!(3));
                 default_field(spec, "failedJobsHistoryLimit", json!(1));
-                if let Some(Value::Object(jt)) = spec.pointer_mut("/jobTemplate/spec") {
+                if let Some(Value::Object(jt)) = spec.get_mut("jobTemplate").and_then(|t| t.get_mut("spec")) {
                     default_job_spec(jt);
                 }
             }

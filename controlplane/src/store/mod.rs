@@ -169,3 +169,6 @@ pub fn stamp_revision(value: &mut Value, revision: Revision) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

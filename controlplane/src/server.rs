@@ -1,0 +1,276 @@
+//! Starting and stopping the control plane: open the store, serve the API, create the objects
+//! every cluster has (the four system namespaces, the `kubernetes` Service), write the
+//! kubeconfig and run the built-in controllers.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::apiserver::error::ApiError;
+use crate::apiserver::request::{Query, Target};
+use crate::apiserver::{self, ApiState, Options, objects};
+use crate::controllers;
+use crate::store::Store;
+use crate::store::redb::RedbStore;
+
+/// Why the control plane could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The data dir could not be created.
+    #[error("cannot create data dir {path}")]
+    DataDir {
+        /// The data dir.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store file could not be opened.
+    #[error("cannot open the store {path} (is another wasmkube using this --data-dir?)")]
+    StoreOpen {
+        /// The store file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: crate::store::Error,
+    },
+    /// The store failed while creating the system objects.
+    #[error("store error")]
+    Store(#[from] crate::store::Error),
+    /// The API port could not be bound.
+    #[error("cannot listen on {address} (pick another --port, or 0 for any free one)")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An object every cluster has could not be created.
+    #[error("cannot create the {kind} every cluster has: {message}")]
+    Bootstrap {
+        /// Its kind.
+        kind: String,
+        /// The API's message.
+        message: String,
+    },
+    /// The kubeconfig could not be written.
+    #[error("cannot write the kubeconfig {path}")]
+    Kubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `/readyz` never answered.
+    #[error("the API server at {0} did not become ready")]
+    NotReady(SocketAddr),
+}
+
+/// The namespaces every cluster starts with.
+pub const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// How to run the control plane.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The address the API listens on.
+    pub address: IpAddr,
+    /// The port (`0`: any free one).
+    pub port: u16,
+    /// Where the store file and the kubeconfig live.
+    pub data_dir: PathBuf,
+    /// API server tunables (watch bookmarks and lifetime).
+    pub bookmark_interval: Duration,
+    /// The longest a watch stays open without `timeoutSeconds`.
+    pub max_watch: Duration,
+    /// How often a terminating namespace with contents left is re-examined.
+    pub namespace_retry: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let options = Options::default();
+        Self {
+            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 6443,
+            data_dir: default_data_dir(),
+            bookmark_interval: options.bookmark_interval,
+            max_watch: options.max_watch,
+            namespace_retry: Duration::from_secs(1),
+        }
+    }
+}
+
+/// `${XDG_DATA_HOME:-~/.local/share}/wasmkube`.
+pub fn default_data_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("wasmkube")
+}
+
+/// A running control plane.
+pub struct ControlPlane {
+    /// The API's URL (`http://127.0.0.1:6443`).
+    pub url: String,
+    /// The kubeconfig written for it.
+    pub kubeconfig: PathBuf,
+    /// Shared API state (the store, the registry).
+    pub state: Arc<ApiState>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ControlPlane {
+    /// Opens the store, binds the port, creates the system objects and starts serving; returns
+    /// once `/readyz` answers.
+    pub async fn start(config: Config) -> Result<Self, Error> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| Error::DataDir { path: config.data_dir.clone(), source })?;
+        let db = config.data_dir.join("state.redb");
+        let store = {
+            let path = db.clone();
+            tokio::task::spawn_blocking(move || RedbStore::open(&path))
+                .await
+                .map_err(|e| crate::store::Error::Backend(format!("store open task failed: {e}")))
+                .and_then(|r| r)
+                .map_err(|source| Error::StoreOpen { path: db.clone(), source })?
+        };
+        let address = SocketAddr::new(config.address, config.port);
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| Error::Bind { address, source })?;
+        let local = listener.local_addr().map_err(|source| Error::Bind { address, source })?;
+        let url = format!("http://{local}");
+        let shutdown = CancellationToken::new();
+        let options = Options {
+            bookmark_interval: config.bookmark_interval,
+            max_watch: config.max_watch,
+            server_address: local.to_string(),
+        };
+        let store: Arc<dyn Store> = Arc::new(store);
+        let state = ApiState::new(store, options, shutdown.clone());
+        bootstrap(&state, local).await?;
+        let kubeconfig = config.data_dir.join("kubeconfig");
+        write_kubeconfig(&kubeconfig, &url)?;
+
+        let app = apiserver::router(state.clone());
+        let stop = shutdown.clone();
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "API server stopped");
+            }
+        });
+        let namespaces = tokio::spawn(controllers::namespace::run(state.clone(), config.namespace_retry));
+        wait_ready(local).await?;
+        Ok(Self { url, kubeconfig, state, shutdown, tasks: vec![server, namespaces] })
+    }
+
+    /// A token that stops the control plane when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops serving (open watches end, in-flight requests finish) and waits for it.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
+}
+
+/// Creates what every cluster has, if it is not there yet.
+async fn bootstrap(state: &ApiState, api: SocketAddr) -> Result<(), Error> {
+    for ns in SYSTEM_NAMESPACES {
+        ensure(state, "Namespace", None, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+            .await?;
+    }
+    let service = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+            "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.1", "sessionAffinity": "None",
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": api.port()}]}});
+    ensure(state, "Service", Some("default"), service).await?;
+    // The endpoints follow the API's address, which changes with `--port 0`.
+    let endpoints = json!({"apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+            "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": api.ip().to_string()}],
+            "ports": [{"name": "https", "port": api.port(), "protocol": "TCP"}]}]});
+    let rt = state.registry.by_kind("", "Endpoints").ok_or_else(|| unserved("Endpoints"))?;
+    let key = rt.key(Some("default"), "kubernetes");
+    match state.store.get(&key).await? {
+        Some(current) if current.value.get("subsets") == endpoints.get("subsets") => {}
+        Some(current) => {
+            let mut updated = (*current.value).clone();
+            updated["subsets"] = endpoints["subsets"].clone();
+            state
+                .store
+                .write(crate::store::Write::Update { key, value: updated, expected: Some(current.revision) })
+                .await?;
+        }
+        None => ensure(state, "Endpoints", Some("default"), endpoints).await?,
+    }
+    Ok(())
+}
+
+/// Creates `object` of core `kind` unless it exists.
+async fn ensure(state: &ApiState, kind: &str, namespace: Option<&str>, object: Value) -> Result<(), Error> {
+    let rt = state.registry.by_kind("", kind).ok_or_else(|| unserved(kind))?;
+    let target = Target { rt, namespace: namespace.map(String::from), name: None, subresource: None };
+    let body = object.to_string().into_bytes();
+    match objects::create(state, &target, &Query::default(), &HeaderMap::new(), &body).await {
+        Ok(_) | Err(ApiError::AlreadyExists(_)) => Ok(()),
+        Err(e) => Err(Error::Bootstrap { kind: kind.into(), message: e.status()["message"].to_string() }),
+    }
+}
+
+fn unserved(kind: &str) -> Error {
+    Error::Bootstrap { kind: kind.into(), message: "the kind is not served".into() }
+}
+
+/// Writes a kubeconfig for `url` (atomically: readers never see half a file).
+pub fn write_kubeconfig(path: &Path, url: &str) -> Result<(), Error> {
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: wasmkube\n  cluster:\n    server: {url}\n\
+         contexts:\n- name: wasmkube\n  context:\n    cluster: wasmkube\n    user: wasmkube\n    namespace: default\n\
+         current-context: wasmkube\nusers:\n- name: wasmkube\n  user: {{}}\npreferences: {{}}\n"
+    );
+    let tmp = path.with_extension("tmp");
+    let failed = |source| Error::Kubeconfig { path: path.to_path_buf(), source };
+    std::fs::write(&tmp, text).map_err(failed)?;
+    std::fs::rename(&tmp, path).map_err(failed)?;
+    Ok(())
+}
+
+/// Polls `GET /readyz` until it answers 200.
+async fn wait_ready(addr: SocketAddr) -> Result<(), Error> {
+    let addr = if addr.ip().is_unspecified() { SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()) } else { addr };
+    for _ in 0..100 {
+        if probe(addr).await.unwrap_or(false) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(Error::NotReady(addr))
+}
+
+async fn probe(addr: SocketAddr) -> std::io::Result<bool> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.write_all(b"GET /readyz HTTP/1.1\r\nHost: wasmkube\r\nConnection: close\r\n\r\n").await?;
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).await?;
+    Ok(reply.starts_with(b"HTTP/1.1 200"))
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds wasmkube, starts `wasmkube up` on a scratch data dir, applies examples/demo.yaml and
+# shows what the cluster holds; the cluster keeps running until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rustup target add wasm32-wasip2 >/dev/null 2>&1 || echo "note: could not add wasm32-wasip2 (not needed yet)"
+echo "== building wasmkube (release; the first build takes a few minutes)"
+cargo build --release --bin wasmkube
+bin=target/release/wasmkube
+data=${WASMKUBE_DEMO_DIR:-$(mktemp -d /tmp/wasmkube-demo.XXXXXX)}
+log=$data/up.log
+mkdir -p "$data"
+
+"$bin" up --port "${WASMKUBE_PORT:-0}" --data-dir "$data" >"$log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT INT TERM
+for _ in $(seq 1 200); do
+  grep -q "ready at" "$log" && break
+  kill -0 $pid 2>/dev/null || { cat "$log"; exit 1; }
+  sleep 0.05
+done
+cat "$log"
+export KUBECONFIG=$data/kubeconfig
+
+echo "== wasmkube apply -f examples/demo.yaml"
+"$bin" apply -f examples/demo.yaml
+echo "== wasmkube get deploy,svc,cm -n demo"
+"$bin" get deploy,svc,cm -n demo
+echo "== wasmkube scale deployment/web --replicas 2 -n demo"
+"$bin" scale deployment/web --replicas 2 -n demo
+"$bin" get deploy web -n demo -o wide
+echo
+echo "The cluster is running: export KUBECONFIG=$KUBECONFIG and use kubectl or wasmkube."
+echo "Ctrl-C stops it."
+wait $pid
