@@ -67,15 +67,23 @@ struct UpArgs {
 /// Parses `500ms`, `10s`, `5m`, `1h` (a bare number is seconds).
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (number, unit) = s.split_at(split);
-    let n: f64 = number.parse().map_err(|_| format!("invalid duration {s:?} (use e.g. 500ms, 10s, 5m)"))?;
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (use e.g. 500ms, 10s, 5m)"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "" | "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s, m or h)")),
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {s:?} (use ms, s, m or h)"
+            ));
+        }
     };
     Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
@@ -85,7 +93,10 @@ impl ServerArgs {
         server::Config {
             address: self.address,
             port: self.port,
-            data_dir: self.data_dir.clone().unwrap_or_else(server::default_data_dir),
+            data_dir: self
+                .data_dir
+                .clone()
+                .unwrap_or_else(server::default_data_dir),
             bookmark_interval: self.bookmark_interval,
             max_watch: self.max_watch_duration,
             namespace_retry: self.namespace_retry_interval,
@@ -137,7 +148,9 @@ async fn serve(config: server::Config, nodes: Option<u32>) -> anyhow::Result<()>
     let plane = ControlPlane::start(config).await?;
     println!("wasmkube: API server ready at {}", plane.url);
     if let Some(nodes) = nodes {
-        println!("wasmkube: cluster up ({nodes} node(s) requested; node agents arrive with the node agent issue, so pods stay Pending)");
+        println!(
+            "wasmkube: cluster up ({nodes} node(s) requested; node agents arrive with the node agent issue, so pods stay Pending)"
+        );
         println!("export KUBECONFIG={}", plane.kubeconfig.display());
     } else {
         println!("wasmkube: kubeconfig at {}", plane.kubeconfig.display());

@@ -76,7 +76,8 @@ pub enum Error {
 }
 
 /// The namespaces every cluster starts with.
-pub const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// How to run the control plane.
 #[derive(Clone, Debug)]
@@ -135,8 +136,10 @@ impl ControlPlane {
     /// Opens the store, binds the port, creates the system objects and starts serving; returns
     /// once `/readyz` answers.
     pub async fn start(config: Config) -> Result<Self, Error> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|source| Error::DataDir { path: config.data_dir.clone(), source })?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
         let db = config.data_dir.join("state.redb");
         let store = {
             let path = db.clone();
@@ -144,13 +147,18 @@ impl ControlPlane {
                 .await
                 .map_err(|e| crate::store::Error::Backend(format!("store open task failed: {e}")))
                 .and_then(|r| r)
-                .map_err(|source| Error::StoreOpen { path: db.clone(), source })?
+                .map_err(|source| Error::StoreOpen {
+                    path: db.clone(),
+                    source,
+                })?
         };
         let address = SocketAddr::new(config.address, config.port);
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .map_err(|source| Error::Bind { address, source })?;
-        let local = listener.local_addr().map_err(|source| Error::Bind { address, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| Error::Bind { address, source })?;
         let url = format!("http://{local}");
         let shutdown = CancellationToken::new();
         let options = Options {
@@ -172,9 +180,18 @@ impl ControlPlane {
                 tracing::error!(error = %e, "API server stopped");
             }
         });
-        let namespaces = tokio::spawn(controllers::namespace::run(state.clone(), config.namespace_retry));
+        let namespaces = tokio::spawn(controllers::namespace::run(
+            state.clone(),
+            config.namespace_retry,
+        ));
         wait_ready(local).await?;
-        Ok(Self { url, kubeconfig, state, shutdown, tasks: vec![server, namespaces] })
+        Ok(Self {
+            url,
+            kubeconfig,
+            state,
+            shutdown,
+            tasks: vec![server, namespaces],
+        })
     }
 
     /// A token that stops the control plane when cancelled.
@@ -194,8 +211,13 @@ impl ControlPlane {
 /// Creates what every cluster has, if it is not there yet.
 async fn bootstrap(state: &ApiState, api: SocketAddr) -> Result<(), Error> {
     for ns in SYSTEM_NAMESPACES {
-        ensure(state, "Namespace", None, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
-            .await?;
+        ensure(
+            state,
+            "Namespace",
+            None,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+        .await?;
     }
     let service = json!({"apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "kubernetes", "namespace": "default",
@@ -209,7 +231,10 @@ async fn bootstrap(state: &ApiState, api: SocketAddr) -> Result<(), Error> {
             "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
         "subsets": [{"addresses": [{"ip": api.ip().to_string()}],
             "ports": [{"name": "https", "port": api.port(), "protocol": "TCP"}]}]});
-    let rt = state.registry.by_kind("", "Endpoints").ok_or_else(|| unserved("Endpoints"))?;
+    let rt = state
+        .registry
+        .by_kind("", "Endpoints")
+        .ok_or_else(|| unserved("Endpoints"))?;
     let key = rt.key(Some("default"), "kubernetes");
     match state.store.get(&key).await? {
         Some(current) if current.value.get("subsets") == endpoints.get("subsets") => {}
@@ -218,7 +243,11 @@ async fn bootstrap(state: &ApiState, api: SocketAddr) -> Result<(), Error> {
             updated["subsets"] = endpoints["subsets"].clone();
             state
                 .store
-                .write(crate::store::Write::Update { key, value: updated, expected: Some(current.revision) })
+                .write(crate::store::Write::Update {
+                    key,
+                    value: updated,
+                    expected: Some(current.revision),
+                })
                 .await?;
         }
         None => ensure(state, "Endpoints", Some("default"), endpoints).await?,
@@ -227,18 +256,37 @@ async fn bootstrap(state: &ApiState, api: SocketAddr) -> Result<(), Error> {
 }
 
 /// Creates `object` of core `kind` unless it exists.
-async fn ensure(state: &ApiState, kind: &str, namespace: Option<&str>, object: Value) -> Result<(), Error> {
-    let rt = state.registry.by_kind("", kind).ok_or_else(|| unserved(kind))?;
-    let target = Target { rt, namespace: namespace.map(String::from), name: None, subresource: None };
+async fn ensure(
+    state: &ApiState,
+    kind: &str,
+    namespace: Option<&str>,
+    object: Value,
+) -> Result<(), Error> {
+    let rt = state
+        .registry
+        .by_kind("", kind)
+        .ok_or_else(|| unserved(kind))?;
+    let target = Target {
+        rt,
+        namespace: namespace.map(String::from),
+        name: None,
+        subresource: None,
+    };
     let body = object.to_string().into_bytes();
     match objects::create(state, &target, &Query::default(), &HeaderMap::new(), &body).await {
         Ok(_) | Err(ApiError::AlreadyExists(_)) => Ok(()),
-        Err(e) => Err(Error::Bootstrap { kind: kind.into(), message: e.status()["message"].to_string() }),
+        Err(e) => Err(Error::Bootstrap {
+            kind: kind.into(),
+            message: e.status()["message"].to_string(),
+        }),
     }
 }
 
 fn unserved(kind: &str) -> Error {
-    Error::Bootstrap { kind: kind.into(), message: "the kind is not served".into() }
+    Error::Bootstrap {
+        kind: kind.into(),
+        message: "the kind is not served".into(),
+    }
 }
 
 /// Writes a kubeconfig for `url` (atomically: readers never see half a file).
@@ -249,7 +297,10 @@ pub fn write_kubeconfig(path: &Path, url: &str) -> Result<(), Error> {
          current-context: wasmkube\nusers:\n- name: wasmkube\n  user: {{}}\npreferences: {{}}\n"
     );
     let tmp = path.with_extension("tmp");
-    let failed = |source| Error::Kubeconfig { path: path.to_path_buf(), source };
+    let failed = |source| Error::Kubeconfig {
+        path: path.to_path_buf(),
+        source,
+    };
     std::fs::write(&tmp, text).map_err(failed)?;
     std::fs::rename(&tmp, path).map_err(failed)?;
     Ok(())
@@ -257,7 +308,11 @@ pub fn write_kubeconfig(path: &Path, url: &str) -> Result<(), Error> {
 
 /// Polls `GET /readyz` until it answers 200.
 async fn wait_ready(addr: SocketAddr) -> Result<(), Error> {
-    let addr = if addr.ip().is_unspecified() { SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port()) } else { addr };
+    let addr = if addr.ip().is_unspecified() {
+        SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
     for _ in 0..100 {
         if probe(addr).await.unwrap_or(false) {
             return Ok(());
@@ -269,7 +324,9 @@ async fn wait_ready(addr: SocketAddr) -> Result<(), Error> {
 
 async fn probe(addr: SocketAddr) -> std::io::Result<bool> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
-    stream.write_all(b"GET /readyz HTTP/1.1\r\nHost: wasmkube\r\nConnection: close\r\n\r\n").await?;
+    stream
+        .write_all(b"GET /readyz HTTP/1.1\r\nHost: wasmkube\r\nConnection: close\r\n\r\n")
+        .await?;
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply).await?;
     Ok(reply.starts_with(b"HTTP/1.1 200"))

@@ -16,15 +16,21 @@ pub fn content_type(headers: &HeaderMap) -> String {
     headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default()
 }
 
 /// Reads the whole body, or 413 when it passes [`MAX_BODY`].
 pub async fn read(body: Body) -> Result<bytes::Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-        ApiError::TooLarge(format!("limit is {MAX_BODY} bytes"))
-    })
+    axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| ApiError::TooLarge(format!("limit is {MAX_BODY} bytes")))
 }
 
 /// Decodes an object body by its media type.
@@ -47,12 +53,17 @@ pub fn decode_object(media_type: &str, bytes: &[u8]) -> Result<Value, ApiError> 
 /// Decodes JSON, with the 400 message kube-apiserver gives.
 pub fn decode_json(bytes: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::BadRequest(format!("the body of the request could not be decoded as JSON: {e}"))
+        ApiError::BadRequest(format!(
+            "the body of the request could not be decoded as JSON: {e}"
+        ))
     })
 }
 
 /// Decodes YAML (one document).
 pub fn decode_yaml(bytes: &[u8]) -> Result<Value, ApiError> {
-    serde_yaml::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("the body of the request could not be decoded as YAML: {e}")))
+    serde_yaml::from_slice(bytes).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body of the request could not be decoded as YAML: {e}"
+        ))
+    })
 }

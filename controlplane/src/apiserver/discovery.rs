@@ -15,11 +15,22 @@ pub fn wants_aggregated(accept: &str) -> bool {
 }
 
 const VERBS_ALL: &[&str] = &[
-    "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
 ];
 
 fn scope(rt: &ResourceType) -> &'static str {
-    if rt.namespaced { "Namespaced" } else { "Cluster" }
+    if rt.namespaced {
+        "Namespaced"
+    } else {
+        "Cluster"
+    }
 }
 
 /// `GET /api`.
@@ -50,7 +61,10 @@ fn groups(registry: &Registry) -> Vec<&'static str> {
 
 /// `GET /apis` (legacy `APIGroupList`).
 pub fn api_group_list(registry: &Registry) -> Value {
-    let groups: Vec<Value> = groups(registry).into_iter().map(|g| group_entry(registry, g)).collect();
+    let groups: Vec<Value> = groups(registry)
+        .into_iter()
+        .map(|g| group_entry(registry, g))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -95,8 +109,14 @@ pub fn api_resource_list(registry: &Registry, group: &str, version: &str) -> Opt
             resources.push(sr);
         }
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }
 
 fn aggregated_version(registry: &Registry, group: &str, version: &str) -> Value {
@@ -108,9 +128,11 @@ fn aggregated_version(registry: &Registry, group: &str, version: &str) -> Value 
             let subs: Vec<Value> = t
                 .subresources
                 .iter()
-                .map(|s| json!({"subresource": s.name,
+                .map(|s| {
+                    json!({"subresource": s.name,
                     "responseKind": {"group": s.group, "version": s.version, "kind": s.kind},
-                    "verbs": s.verbs}))
+                    "verbs": s.verbs})
+                })
                 .collect();
             let mut r = json!({"resource": t.plural,
                 "responseKind": {"group": t.group, "version": t.version, "kind": t.kind},
@@ -126,7 +148,11 @@ fn aggregated_version(registry: &Registry, group: &str, version: &str) -> Value 
         })
         .collect();
     let mut v = json!({"version": version, "resources": resources, "freshness": "Current"});
-    if let Some(rt) = registry.types().iter().find(|t| t.group == group && t.version == version && t.deprecation.is_some()) {
+    if let Some(rt) = registry
+        .types()
+        .iter()
+        .find(|t| t.group == group && t.version == version && t.deprecation.is_some())
+    {
         let _ = rt;
     }
     v["freshness"] = json!("Current");
@@ -169,7 +195,12 @@ mod tests {
     fn apps_v1_lists_deployments_with_scale() {
         let r = Registry::new();
         let list = api_resource_list(&r, "apps", "v1").unwrap();
-        let names: Vec<&str> = list["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
         assert!(names.contains(&"deployments"));
         assert!(names.contains(&"deployments/scale"));
         let deploy = &list["resources"][0];
@@ -189,6 +220,11 @@ mod tests {
         let doc = aggregated(&Registry::new(), true);
         assert_eq!(doc["items"][0]["metadata"]["name"], "");
         let res = &doc["items"][0]["versions"][0]["resources"];
-        assert!(res.as_array().unwrap().iter().any(|r| r["resource"] == "pods"));
+        assert!(
+            res.as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["resource"] == "pods")
+        );
     }
 }

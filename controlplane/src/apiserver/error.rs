@@ -82,7 +82,9 @@ pub enum ApiError {
     #[error("the request is too large: {0}")]
     TooLarge(String),
     /// 415: the content type is not one we decode.
-    #[error("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json{0}")]
+    #[error(
+        "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json{0}"
+    )]
     UnsupportedMediaType(String),
     /// 410: a watch or continue token is older than the kept history.
     #[error("too old resource version: {requested} ({oldest})")]
@@ -122,8 +124,12 @@ impl ApiError {
     pub fn code(&self) -> StatusCode {
         match self {
             ApiError::NotFound(_) | ApiError::NoSuchResource => StatusCode::NOT_FOUND,
-            ApiError::AlreadyExists(_) | ApiError::Conflict(_) | ApiError::ConflictMessage(..) => StatusCode::CONFLICT,
-            ApiError::Invalid { .. } | ApiError::UnprocessablePatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::AlreadyExists(_) | ApiError::Conflict(_) | ApiError::ConflictMessage(..) => {
+                StatusCode::CONFLICT
+            }
+            ApiError::Invalid { .. } | ApiError::UnprocessablePatch(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
@@ -169,7 +175,10 @@ impl ApiError {
             "code": self.code().as_u16(),
         });
         let details = match self {
-            ApiError::NotFound(s) | ApiError::AlreadyExists(s) | ApiError::Conflict(s) | ApiError::ConflictMessage(s, _) => {
+            ApiError::NotFound(s)
+            | ApiError::AlreadyExists(s)
+            | ApiError::Conflict(s)
+            | ApiError::ConflictMessage(s, _) => {
                 let mut d = json!({"name": s.name, "kind": s.plural});
                 if !s.group.is_empty() {
                     d["group"] = json!(s.group);
@@ -256,8 +265,17 @@ mod tests {
     #[test]
     fn invalid_carries_kind_and_causes() {
         let e = ApiError::Invalid {
-            subject: Subject { name: "x".into(), group: "apps".into(), plural: "deployments".into(), kind: "Deployment".into() },
-            causes: vec![Cause { reason: Reason::Invalid, field: "spec.replicas".into(), message: "Invalid value: -1: must be greater than or equal to 0".into() }],
+            subject: Subject {
+                name: "x".into(),
+                group: "apps".into(),
+                plural: "deployments".into(),
+                kind: "Deployment".into(),
+            },
+            causes: vec![Cause {
+                reason: Reason::Invalid,
+                field: "spec.replicas".into(),
+                message: "Invalid value: -1: must be greater than or equal to 0".into(),
+            }],
         };
         let s = e.status();
         assert_eq!(s["details"]["kind"], "Deployment");

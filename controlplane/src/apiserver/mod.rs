@@ -110,7 +110,12 @@ async fn dispatch(state: &Arc<ApiState>, request: Request) -> Result<Response, A
     let (parts, body) = request.into_parts();
     let accept = header_str(&parts.headers, header::ACCEPT);
     let query = Query::parse(parts.uri.query());
-    let segments: Vec<&str> = parts.uri.path().split('/').filter(|s| !s.is_empty()).collect();
+    let segments: Vec<&str> = parts
+        .uri
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let registry = &state.registry;
     let is_get = parts.method == Method::GET || parts.method == Method::HEAD;
     let document = |v: Option<Value>| v.map(|v| json_ok(&v)).ok_or(ApiError::NoSuchResource);
@@ -121,7 +126,9 @@ async fn dispatch(state: &Arc<ApiState>, request: Request) -> Result<Response, A
         ["api"] if is_get && discovery::wants_aggregated(&accept) => {
             Ok(aggregated(discovery::aggregated(registry, true)))
         }
-        ["api"] if is_get => Ok(json_ok(&discovery::api_versions(&state.options.server_address))),
+        ["api"] if is_get => Ok(json_ok(&discovery::api_versions(
+            &state.options.server_address,
+        ))),
         ["apis"] if is_get && discovery::wants_aggregated(&accept) => {
             Ok(aggregated(discovery::aggregated(registry, false)))
         }
@@ -131,15 +138,36 @@ async fn dispatch(state: &Arc<ApiState>, request: Request) -> Result<Response, A
         ["apis", group, version] if is_get => {
             document(discovery::api_resource_list(registry, group, version))
         }
+        ["openapi", "v2"] if is_get => Ok(openapi_v2()),
         ["openapi", "v3"] if is_get => Ok(json_ok(&openapi::index(registry))),
-        ["openapi", "v3", rest @ ..] if is_get => document(openapi::document(registry, &rest.join("/"))),
+        ["openapi", "v3", rest @ ..] if is_get => {
+            document(openapi::document(registry, &rest.join("/")))
+        }
         ["api", "v1", rest @ ..] => {
             let target = request::resolve(registry, "", "v1", rest)?;
-            resource(state, target, parts.method, &parts.headers, &query, &accept, body).await
+            resource(
+                state,
+                target,
+                parts.method,
+                &parts.headers,
+                &query,
+                &accept,
+                body,
+            )
+            .await
         }
         ["apis", group, version, rest @ ..] => {
             let target = request::resolve(registry, group, version, rest)?;
-            resource(state, target, parts.method, &parts.headers, &query, &accept, body).await
+            resource(
+                state,
+                target,
+                parts.method,
+                &parts.headers,
+                &query,
+                &accept,
+                body,
+            )
+            .await
         }
         _ if is_get => Err(ApiError::NoSuchResource),
         _ => Err(ApiError::MethodNotAllowed),
@@ -170,7 +198,10 @@ async fn resource(
         }
     }
     let patch_change = |bytes: &[u8]| -> Result<Change<'_>, ApiError> {
-        Ok(Change::Patch { media: &media, patch: body::decode_json(bytes)? })
+        Ok(Change::Patch {
+            media: &media,
+            patch: body::decode_json(bytes)?,
+        })
     };
     let item = t.name.is_some();
     match (&method, item, t.subresource.as_deref()) {
@@ -188,7 +219,9 @@ async fn resource(
             objects::update(state, &t, query, patch_change(&bytes)?, Part::Main).await
         }
         (&Method::DELETE, true, None) => objects::delete(state, &t, query, &bytes).await,
-        (&Method::DELETE, false, None) => objects::delete_collection(state, &t, query, &bytes).await,
+        (&Method::DELETE, false, None) => {
+            objects::delete_collection(state, &t, query, &bytes).await
+        }
         (_, true, Some(sub)) if t.rt.subresource(sub).is_none() => Err(ApiError::NoSuchResource),
         (&Method::GET, true, Some("status")) => read::get(state, &t, query, accept).await,
         (&Method::PUT, true, Some("status")) => {
@@ -201,8 +234,12 @@ async fn resource(
         (&Method::GET | &Method::PUT | &Method::PATCH, true, Some("scale")) => {
             subresources::scale(state, &t, query, method.as_str(), &media, &bytes).await
         }
-        (&Method::POST, true, Some("binding")) => subresources::bind(state, &t, &media, &bytes).await,
-        (&Method::POST, true, Some("eviction")) => subresources::evict(state, &t, query, &bytes).await,
+        (&Method::POST, true, Some("binding")) => {
+            subresources::bind(state, &t, &media, &bytes).await
+        }
+        (&Method::POST, true, Some("eviction")) => {
+            subresources::evict(state, &t, query, &bytes).await
+        }
         (_, true, Some(sub)) if !matches!(sub, "status" | "scale" | "binding" | "eviction") => {
             Err(subresources::node_served(&t, sub))
         }
@@ -211,7 +248,11 @@ async fn resource(
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> String {
-    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn json_ok(v: &Value) -> Response {
@@ -220,20 +261,47 @@ fn json_ok(v: &Value) -> Response {
 
 fn aggregated(v: Value) -> Response {
     let mut r = json_ok(&v);
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(discovery::AGGREGATED));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(discovery::AGGREGATED),
+    );
     r
+}
+
+/// `GET /openapi/v2`: an empty protobuf `openapi_v2.Document`.
+///
+/// kubectl falls back to OpenAPI v2 when a kind is missing from the v3 documents (an unknown
+/// kind, say); without a v2 document it fails with "failed to download openapi" instead of
+/// the "no matches for kind" users know. An empty document decodes fine and names no kind.
+fn openapi_v2() -> Response {
+    let ty = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, ty)],
+        Vec::<u8>::new(),
+    )
+        .into_response()
 }
 
 fn health(state: &ApiState) -> Response {
     if state.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ok").into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "ok",
+    )
+        .into_response()
 }
 
 /// `GET /`: the paths the server answers, as kube-apiserver lists them.
 fn root_paths(registry: &Registry) -> Value {
-    let mut paths = vec!["/api".to_string(), "/api/v1".to_string(), "/apis".to_string()];
+    let mut paths = vec![
+        "/api".to_string(),
+        "/api/v1".to_string(),
+        "/apis".to_string(),
+    ];
     for (g, v) in registry.group_versions() {
         if !g.is_empty() {
             paths.push(format!("/apis/{g}"));

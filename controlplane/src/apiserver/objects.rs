@@ -12,12 +12,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
+use super::ApiState;
 use super::body::{self, content_type};
 use super::error::{ApiError, Subject, with_subject};
 use super::patch;
 use super::request::{Query, Target};
 use super::response::{json_response, served};
-use super::ApiState;
 use crate::registry::meta::now;
 use crate::registry::{Causes, CreateContext, ResourceType};
 use crate::store::{self, Versioned, Write};
@@ -36,7 +36,9 @@ pub struct Decoded {
 /// Decodes a served-version object: fills apiVersion/kind, normalizes, checks unknown fields.
 pub fn normalize(rt: &ResourceType, mut obj: Value, query: &Query) -> Result<Decoded, ApiError> {
     let api_version = rt.api_version();
-    let map = obj.as_object_mut().ok_or_else(|| ApiError::BadRequest("body must be an object".into()))?;
+    let map = obj
+        .as_object_mut()
+        .ok_or_else(|| ApiError::BadRequest("body must be an object".into()))?;
     match map.get("apiVersion").and_then(Value::as_str) {
         None | Some("") => {
             map.insert("apiVersion".into(), json!(api_version));
@@ -67,10 +69,16 @@ pub fn normalize(rt: &ResourceType, mut obj: Value, query: &Query) -> Result<Dec
     unknown_fields(&obj, &known, "", &mut unknown);
     let mut warnings = Vec::new();
     if !unknown.is_empty() {
-        let listed: Vec<String> = unknown.iter().map(|f| format!("unknown field {f:?}")).collect();
+        let listed: Vec<String> = unknown
+            .iter()
+            .map(|f| format!("unknown field {f:?}"))
+            .collect();
         match query.get("fieldValidation").unwrap_or("Warn") {
             "Strict" => {
-                return Err(ApiError::BadRequest(format!("strict decoding error: {}", listed.join(", "))));
+                return Err(ApiError::BadRequest(format!(
+                    "strict decoding error: {}",
+                    listed.join(", ")
+                )));
             }
             "Ignore" => {}
             _ => warnings.extend(listed),
@@ -91,7 +99,11 @@ fn unknown_fields(input: &Value, known: &Value, path: &str, out: &mut Vec<String
     match (input, known) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in a {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match b.get(k) {
                     None if !v.is_null() => out.push(p),
                     Some(bv) => unknown_fields(v, bv, &p, out),
@@ -109,23 +121,37 @@ fn unknown_fields(input: &Value, known: &Value, path: &str, out: &mut Vec<String
 }
 
 fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
-    crate::registry::meta::child(obj.as_object_mut().expect("objects are JSON objects"), "metadata")
+    crate::registry::meta::child(
+        obj.as_object_mut().expect("objects are JSON objects"),
+        "metadata",
+    )
 }
 
 fn name_of(obj: &Value) -> String {
-    obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string()
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Checks metadata common to every kind.
 fn validate_meta(rt: &ResourceType, obj: &Value, causes: &mut Causes) {
     match obj.pointer("/metadata/name").and_then(Value::as_str) {
         None | Some("") => causes.required("metadata.name"),
-        Some(n) if matches!(rt.kind, "Namespace" | "Service") => causes.dns_label("metadata.name", n),
+        Some(n) if matches!(rt.kind, "Namespace" | "Service") => {
+            causes.dns_label("metadata.name", n)
+        }
         Some(n) => causes.dns_subdomain("metadata.name", n),
     }
     causes.labels("metadata.labels", obj.pointer("/metadata/labels"));
-    if let Some(ann) = obj.pointer("/metadata/annotations").and_then(Value::as_object) {
-        let size: usize = ann.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)).sum();
+    if let Some(ann) = obj
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+    {
+        let size: usize = ann
+            .iter()
+            .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+            .sum();
         if size > 256 * 1024 {
             causes.0.push(crate::registry::Cause {
                 reason: crate::registry::validation::Reason::TooLong,
@@ -142,13 +168,19 @@ fn invalid(rt: &ResourceType, obj: &Value, causes: Causes) -> Result<(), ApiErro
     }
     let mut subject = Subject::of(rt, &name_of(obj));
     subject.group = rt.group.to_string();
-    Err(ApiError::Invalid { subject, causes: causes.0 })
+    Err(ApiError::Invalid {
+        subject,
+        causes: causes.0,
+    })
 }
 
 fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let bytes = *uuid::Uuid::new_v4().as_bytes();
-    bytes[..5].iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+    bytes[..5]
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
 }
 
 fn is_dry_run(query: &Query) -> bool {
@@ -157,26 +189,40 @@ fn is_dry_run(query: &Query) -> bool {
 
 /// Checks the namespace exists and is not terminating, for creates in it.
 async fn check_namespace(state: &ApiState, ns: &str) -> Result<(), ApiError> {
-    let ns_type = state.registry.by_kind("", "Namespace").expect("namespaces are served");
+    let ns_type = state
+        .registry
+        .by_kind("", "Namespace")
+        .expect("namespaces are served");
     let found = state.store.get(&ns_type.key(None, ns)).await?;
     match found {
         None => Err(ApiError::NotFound(Subject::of(ns_type, ns))),
-        Some(v) if v.value.pointer("/metadata/deletionTimestamp").is_some() => Err(ApiError::Forbidden(format!(
-            "unable to create new content in namespace {ns} because it is being terminated"
-        ))),
+        Some(v) if v.value.pointer("/metadata/deletionTimestamp").is_some() => {
+            Err(ApiError::Forbidden(format!(
+                "unable to create new content in namespace {ns} because it is being terminated"
+            )))
+        }
         Some(_) => Ok(()),
     }
 }
 
 /// `POST` to a collection.
-pub async fn create(state: &ApiState, t: &Target<'_>, query: &Query, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, ApiError> {
+pub async fn create(
+    state: &ApiState,
+    t: &Target<'_>,
+    query: &Query,
+    headers: &HeaderMap,
+    bytes: &[u8],
+) -> Result<Response, ApiError> {
     let rt = t.rt;
     let media = content_type(headers);
     if media == "application/apply-patch+yaml" {
         return Err(patch::server_side_apply_unsupported());
     }
     let raw = body::decode_object(&media, bytes)?;
-    let Decoded { mut object, mut warnings } = normalize(rt, raw, query)?;
+    let Decoded {
+        mut object,
+        mut warnings,
+    } = normalize(rt, raw, query)?;
     let meta = meta_mut(&mut object);
     if rt.namespaced {
         let url_ns = t.namespace.clone().ok_or(ApiError::MethodNotAllowed)?;
@@ -193,19 +239,35 @@ pub async fn create(state: &ApiState, t: &Target<'_>, query: &Query, headers: &H
     } else {
         meta.remove("namespace");
     }
-    if meta.get("resourceVersion").and_then(Value::as_str).is_some_and(|rv| !rv.is_empty()) {
-        return Err(ApiError::BadRequest("resourceVersion should not be set on objects to be created".into()));
+    if meta
+        .get("resourceVersion")
+        .and_then(Value::as_str)
+        .is_some_and(|rv| !rv.is_empty())
+    {
+        return Err(ApiError::BadRequest(
+            "resourceVersion should not be set on objects to be created".into(),
+        ));
     }
-    let name_missing = meta.get("name").and_then(Value::as_str).is_none_or(str::is_empty);
+    let name_missing = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty);
     if name_missing
-        && let Some(prefix) = meta.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty())
+        && let Some(prefix) = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
     {
         let name = format!("{prefix}{}", random_suffix());
         meta.insert("name".into(), json!(name));
     }
     meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
     meta.insert("creationTimestamp".into(), json!(now()));
-    for f in ["deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+    for f in [
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+    ] {
         meta.remove(f);
     }
     if rt.strategy.tracks_generation() {
@@ -220,13 +282,29 @@ pub async fn create(state: &ApiState, t: &Target<'_>, query: &Query, headers: &H
     }
     let strategy = rt.strategy;
     strategy.default(&mut object);
-    let _guard = if strategy.allocates() { Some(state.allocation.lock().await) } else { None };
+    let _guard = if strategy.allocates() {
+        Some(state.allocation.lock().await)
+    } else {
+        None
+    };
     let existing: Vec<Arc<Value>> = if strategy.allocates() {
-        state.store.list(&rt.key_prefix(None)).await?.0.into_iter().map(|v| v.value).collect()
+        state
+            .store
+            .list(&rt.key_prefix(None))
+            .await?
+            .0
+            .into_iter()
+            .map(|v| v.value)
+            .collect()
     } else {
         Vec::new()
     };
-    strategy.prepare_create(&mut object, &CreateContext { existing: &existing });
+    strategy.prepare_create(
+        &mut object,
+        &CreateContext {
+            existing: &existing,
+        },
+    );
     let mut causes = Causes::default();
     validate_meta(rt, &object, &mut causes);
     strategy.validate(&object, None, &mut causes);
@@ -234,7 +312,11 @@ pub async fn create(state: &ApiState, t: &Target<'_>, query: &Query, headers: &H
     warnings.extend(strategy.warnings(&object));
     let name = name_of(&object);
     if is_dry_run(query) {
-        return Ok(json_response(StatusCode::CREATED, &served(rt, &object), &warnings));
+        return Ok(json_response(
+            StatusCode::CREATED,
+            &served(rt, &object),
+            &warnings,
+        ));
     }
     let key = rt.key(t.namespace.as_deref(), &name);
     let stored = state
@@ -242,7 +324,11 @@ pub async fn create(state: &ApiState, t: &Target<'_>, query: &Query, headers: &H
         .write(Write::Create { key, value: object })
         .await
         .map_err(|e| with_subject(e, rt, &name))?;
-    Ok(json_response(StatusCode::CREATED, &served(rt, &stored.value), &warnings))
+    Ok(json_response(
+        StatusCode::CREATED,
+        &served(rt, &stored.value),
+        &warnings,
+    ))
 }
 
 /// Which part of an object a write may change.
@@ -268,7 +354,14 @@ fn merge_update(rt: &ResourceType, current: &Value, mut new: Value, part: Part) 
     }
     let cur_meta = current.get("metadata").cloned().unwrap_or(json!({}));
     let meta = meta_mut(&mut new);
-    for f in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "namespace"] {
+    for f in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "namespace",
+    ] {
         match cur_meta.get(f) {
             Some(v) => meta.insert(f.to_string(), v.clone()),
             None => meta.remove(f),
@@ -291,8 +384,15 @@ fn merge_update(rt: &ResourceType, current: &Value, mut new: Value, part: Part) 
             }
             v
         };
-        let generation = current.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
-        let bumped = if spec_of(current) != spec_of(&new) { generation + 1 } else { generation };
+        let generation = current
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let bumped = if spec_of(current) != spec_of(&new) {
+            generation + 1
+        } else {
+            generation
+        };
         meta_mut(&mut new).insert("generation".into(), json!(bumped));
     }
     new
@@ -324,28 +424,56 @@ pub enum Change<'a> {
 }
 
 /// `PUT` or `PATCH` on an item (or its status).
-pub async fn update(state: &ApiState, t: &Target<'_>, query: &Query, change: Change<'_>, part: Part) -> Result<Response, ApiError> {
+pub async fn update(
+    state: &ApiState,
+    t: &Target<'_>,
+    query: &Query,
+    change: Change<'_>,
+    part: Part,
+) -> Result<Response, ApiError> {
     let (object, warnings) = update_object(state, t, query, change, part).await?;
     Ok(json_response(StatusCode::OK, &object, &warnings))
 }
 
 /// The update behind [`update`]: returns the object as served, and the warnings.
-pub async fn update_object(state: &ApiState, t: &Target<'_>, query: &Query, change: Change<'_>, part: Part) -> Result<(Value, Vec<String>), ApiError> {
+pub async fn update_object(
+    state: &ApiState,
+    t: &Target<'_>,
+    query: &Query,
+    change: Change<'_>,
+    part: Part,
+) -> Result<(Value, Vec<String>), ApiError> {
     let rt = t.rt;
     let name = t.name.clone().ok_or(ApiError::MethodNotAllowed)?;
     let key = rt.key(t.namespace.as_deref(), &name);
     let precondition = match &change {
-        Change::Replace(body) => body.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string),
-        Change::Patch { patch, .. } => patch.pointer("/metadata/resourceVersion").and_then(Value::as_str).map(str::to_string),
+        Change::Replace(body) => body
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        Change::Patch { patch, .. } => patch
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     };
     let expected = precondition
-        .map(|rv| rv.parse::<u64>().map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {rv:?}"))))
+        .map(|rv| {
+            rv.parse::<u64>()
+                .map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {rv:?}")))
+        })
         .transpose()?;
     for _ in 0..RETRIES {
-        let current = state.store.get(&key).await?.ok_or_else(|| ApiError::NotFound(Subject::of(rt, &name)))?;
+        let current = state
+            .store
+            .get(&key)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(Subject::of(rt, &name)))?;
         let requested = match &change {
             Change::Replace(body) => body.clone(),
-            Change::Patch { media, patch } => patch::apply(media, &served(rt, &current.value), patch, rt.kind)?,
+            Change::Patch { media, patch } => {
+                patch::apply(media, &served(rt, &current.value), patch, rt.kind)?
+            }
         };
         if name_of(&requested) != name {
             return Err(ApiError::BadRequest(format!(
@@ -353,9 +481,16 @@ pub async fn update_object(state: &ApiState, t: &Target<'_>, query: &Query, chan
                 name_of(&requested)
             )));
         }
-        let Decoded { object, mut warnings } = normalize(rt, requested, query)?;
-        if let (Some(ns), Some(body_ns)) = (&t.namespace, object.pointer("/metadata/namespace").and_then(Value::as_str))
-            && rt.namespaced
+        let Decoded {
+            object,
+            mut warnings,
+        } = normalize(rt, requested, query)?;
+        if let (Some(ns), Some(body_ns)) = (
+            &t.namespace,
+            object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str),
+        ) && rt.namespaced
             && !body_ns.is_empty()
             && body_ns != ns
         {
@@ -367,7 +502,8 @@ pub async fn update_object(state: &ApiState, t: &Target<'_>, query: &Query, chan
         rt.strategy.default(&mut object);
         let mut causes = Causes::default();
         validate_meta(rt, &object, &mut causes);
-        rt.strategy.validate(&object, Some(&current.value), &mut causes);
+        rt.strategy
+            .validate(&object, Some(&current.value), &mut causes);
         invalid(rt, &object, causes)?;
         if part == Part::Main {
             warnings.extend(rt.strategy.warnings(&object));
@@ -381,12 +517,22 @@ pub async fn update_object(state: &ApiState, t: &Target<'_>, query: &Query, chan
             return Ok((served(rt, &object), warnings));
         }
         let finalized = object.pointer("/metadata/deletionTimestamp").is_some()
-            && object.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty)
+            && object
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_none_or(Vec::is_empty)
             && !is_graceful_pod(rt, &object);
         let write = if finalized {
-            Write::Delete { key: key.clone(), expected: Some(current.revision) }
+            Write::Delete {
+                key: key.clone(),
+                expected: Some(current.revision),
+            }
         } else {
-            Write::Update { key: key.clone(), value: object, expected: Some(current.revision) }
+            Write::Update {
+                key: key.clone(),
+                value: object,
+                expected: Some(current.revision),
+            }
         };
         match state.store.write(write).await {
             Ok(stored) => return Ok((served(rt, &stored.value), warnings)),
@@ -411,26 +557,57 @@ struct DeleteOptions {
 }
 
 fn delete_options(query: &Query, bytes: &[u8]) -> Result<DeleteOptions, ApiError> {
-    let body: Value = if bytes.iter().all(u8::is_ascii_whitespace) { json!({}) } else { body::decode_json(bytes)? };
+    let body: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        body::decode_json(bytes)?
+    };
     Ok(DeleteOptions {
-        grace: query.int("gracePeriodSeconds")?.or_else(|| body.get("gracePeriodSeconds").and_then(Value::as_i64)),
-        uid: body.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string),
-        resource_version: body.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string),
-        dry_run: is_dry_run(query) || body.get("dryRun").and_then(Value::as_array).is_some_and(|d| d.iter().any(|x| x == "All")),
+        grace: query
+            .int("gracePeriodSeconds")?
+            .or_else(|| body.get("gracePeriodSeconds").and_then(Value::as_i64)),
+        uid: body
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        resource_version: body
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        dry_run: is_dry_run(query)
+            || body
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|d| d.iter().any(|x| x == "All")),
     })
 }
 
 /// `DELETE` on an item.
-pub async fn delete(state: &ApiState, t: &Target<'_>, query: &Query, bytes: &[u8]) -> Result<Response, ApiError> {
+pub async fn delete(
+    state: &ApiState,
+    t: &Target<'_>,
+    query: &Query,
+    bytes: &[u8],
+) -> Result<Response, ApiError> {
     let rt = t.rt;
     let name = t.name.clone().ok_or(ApiError::MethodNotAllowed)?;
     let opts = delete_options(query, bytes)?;
     let key = rt.key(t.namespace.as_deref(), &name);
     for _ in 0..RETRIES {
-        let current = state.store.get(&key).await?.ok_or_else(|| ApiError::NotFound(Subject::of(rt, &name)))?;
+        let current = state
+            .store
+            .get(&key)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(Subject::of(rt, &name)))?;
         let obj = &current.value;
-        if opts.uid.as_deref().is_some_and(|u| Some(u) != obj.pointer("/metadata/uid").and_then(Value::as_str))
-            || opts.resource_version.as_deref().is_some_and(|rv| rv != current.revision.to_string())
+        if opts
+            .uid
+            .as_deref()
+            .is_some_and(|u| Some(u) != obj.pointer("/metadata/uid").and_then(Value::as_str))
+            || opts
+                .resource_version
+                .as_deref()
+                .is_some_and(|rv| rv != current.revision.to_string())
         {
             return Err(ApiError::Conflict(Subject::of(rt, &name)));
         }
@@ -439,14 +616,27 @@ pub async fn delete(state: &ApiState, t: &Target<'_>, query: &Query, bytes: &[u8
             return Ok(json_response(StatusCode::OK, &served(rt, obj), &[]));
         }
         let write = match next {
-            Some(v) if same_object(&v, obj) => return Ok(json_response(StatusCode::OK, &served(rt, obj), &[])),
-            Some(v) => Write::Update { key: key.clone(), value: v, expected: Some(current.revision) },
-            None => Write::Delete { key: key.clone(), expected: Some(current.revision) },
+            Some(v) if same_object(&v, obj) => {
+                return Ok(json_response(StatusCode::OK, &served(rt, obj), &[]));
+            }
+            Some(v) => Write::Update {
+                key: key.clone(),
+                value: v,
+                expected: Some(current.revision),
+            },
+            None => Write::Delete {
+                key: key.clone(),
+                expected: Some(current.revision),
+            },
         };
         let is_removal = matches!(write, Write::Delete { .. });
         match state.store.write(write).await {
             Ok(Versioned { value, .. }) => {
-                let code = if is_removal { StatusCode::OK } else { StatusCode::ACCEPTED };
+                let code = if is_removal {
+                    StatusCode::OK
+                } else {
+                    StatusCode::ACCEPTED
+                };
                 return Ok(json_response(code, &served(rt, &value), &[]));
             }
             Err(store::Error::Conflict { .. } | store::Error::NotFound { .. }) => continue,
@@ -461,7 +651,10 @@ pub async fn delete(state: &ApiState, t: &Target<'_>, query: &Query, bytes: &[u8
 fn deletion_step(rt: &ResourceType, obj: &Value, grace: Option<i64>) -> Option<Value> {
     let mut next = obj.clone();
     let already = obj.pointer("/metadata/deletionTimestamp").is_some();
-    let has_finalizers = obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+    let has_finalizers = obj
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty());
     if rt.kind == "Namespace" && rt.group.is_empty() {
         if !already {
             meta_mut(&mut next).insert("deletionTimestamp".into(), json!(now()));
@@ -471,10 +664,15 @@ fn deletion_step(rt: &ResourceType, obj: &Value, grace: Option<i64>) -> Option<V
     }
     if is_graceful_pod(rt, obj) {
         let grace = grace
-            .or_else(|| obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+            .or_else(|| {
+                obj.pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+            })
             .unwrap_or(30)
             .max(0);
-        let current = obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+        let current = obj
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64);
         if grace == 0 && !has_finalizers {
             return None;
         }
@@ -482,7 +680,10 @@ fn deletion_step(rt: &ResourceType, obj: &Value, grace: Option<i64>) -> Option<V
         if current.is_none_or(|c| grace < c) {
             let deadline = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace);
             let meta = meta_mut(&mut next);
-            meta.insert("deletionTimestamp".into(), json!(deadline.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()));
+            meta.insert(
+                "deletionTimestamp".into(),
+                json!(deadline.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            );
             meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
         }
         return Some(next);
@@ -499,19 +700,40 @@ fn deletion_step(rt: &ResourceType, obj: &Value, grace: Option<i64>) -> Option<V
 }
 
 /// `DELETE` on a collection: deletes every object the selectors match.
-pub async fn delete_collection(state: &ApiState, t: &Target<'_>, query: &Query, bytes: &[u8]) -> Result<Response, ApiError> {
+pub async fn delete_collection(
+    state: &ApiState,
+    t: &Target<'_>,
+    query: &Query,
+    bytes: &[u8],
+) -> Result<Response, ApiError> {
     let filter = super::read::Filter::from_query(t.rt, query)?;
-    let (items, _) = state.store.list(&t.rt.key_prefix(t.namespace.as_deref())).await?;
+    let (items, _) = state
+        .store
+        .list(&t.rt.key_prefix(t.namespace.as_deref()))
+        .await?;
     for item in items.iter().filter(|i| filter.matches(t.rt, &i.value)) {
         let name = name_of(&item.value);
-        let ns = item.value.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
-        let target = Target { rt: t.rt, namespace: ns, name: Some(name), subresource: None };
+        let ns = item
+            .value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let target = Target {
+            rt: t.rt,
+            namespace: ns,
+            name: Some(name),
+            subresource: None,
+        };
         match delete(state, &target, query, bytes).await {
             Ok(_) | Err(ApiError::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(json_response(StatusCode::OK, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}), &[]))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}),
+        &[],
+    ))
 }
 
 #[cfg(test)]
@@ -521,10 +743,14 @@ mod tests {
     #[test]
     fn finds_unknown_fields_with_paths() {
         let input = json!({"spec": {"replicas": 1, "bogus": 2, "template": {"spec": {"containers": [{"name": "a", "colour": "red"}]}}}});
-        let known = json!({"spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "a"}]}}}});
+        let known =
+            json!({"spec": {"replicas": 1, "template": {"spec": {"containers": [{"name": "a"}]}}}});
         let mut out = Vec::new();
         unknown_fields(&input, &known, "", &mut out);
-        assert_eq!(out, vec!["spec.bogus", "spec.template.spec.containers[0].colour"]);
+        assert_eq!(
+            out,
+            vec!["spec.bogus", "spec.template.spec.containers[0].colour"]
+        );
     }
 
     #[test]
@@ -532,7 +758,8 @@ mod tests {
         let registry = crate::registry::Registry::new();
         let rt = registry.lookup("apps", "v1", "deployments").unwrap();
         let cur = json!({"metadata": {"name": "d", "generation": 3, "uid": "u"}, "spec": {"replicas": 1}, "status": {"replicas": 1}});
-        let new = json!({"metadata": {"name": "d"}, "spec": {"replicas": 2}, "status": {"replicas": 9}});
+        let new =
+            json!({"metadata": {"name": "d"}, "spec": {"replicas": 2}, "status": {"replicas": 9}});
         let merged = merge_update(rt, &cur, new, Part::Main);
         assert_eq!(merged["metadata"]["generation"], 4);
         assert_eq!(merged["metadata"]["uid"], "u");

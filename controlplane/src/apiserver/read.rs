@@ -68,7 +68,12 @@ pub fn field_value(rt: &ResourceType, obj: &Value, field: &str) -> String {
 }
 
 /// `GET` on an item.
-pub async fn get(state: &ApiState, t: &Target<'_>, query: &Query, accept: &str) -> Result<Response, ApiError> {
+pub async fn get(
+    state: &ApiState,
+    t: &Target<'_>,
+    query: &Query,
+    accept: &str,
+) -> Result<Response, ApiError> {
     let rt = t.rt;
     let name = t.name.as_deref().unwrap_or_default();
     let found = state
@@ -101,7 +106,8 @@ struct Continue {
 }
 
 fn encode_continue(c: &Continue) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(c).unwrap_or_default())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(c).unwrap_or_default())
 }
 
 fn decode_continue(token: &str) -> Result<Continue, ApiError> {
@@ -113,11 +119,20 @@ fn decode_continue(token: &str) -> Result<Continue, ApiError> {
 }
 
 /// `GET` on a collection (without `watch`).
-pub async fn list(state: &ApiState, t: &Target<'_>, query: &Query, accept: &str) -> Result<Response, ApiError> {
+pub async fn list(
+    state: &ApiState,
+    t: &Target<'_>,
+    query: &Query,
+    accept: &str,
+) -> Result<Response, ApiError> {
     let rt = t.rt;
     let filter = Filter::from_query(rt, query)?;
     let limit = query.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
-    let cont = query.get("continue").filter(|c| !c.is_empty()).map(decode_continue).transpose()?;
+    let cont = query
+        .get("continue")
+        .filter(|c| !c.is_empty())
+        .map(decode_continue)
+        .transpose()?;
     let prefix = rt.key_prefix(t.namespace.as_deref());
     let (items, revision) = state.store.list(&prefix).await?;
     let list_rv = cont.as_ref().map_or(revision, |c| c.rv);
@@ -125,7 +140,10 @@ pub async fn list(state: &ApiState, t: &Target<'_>, query: &Query, accept: &str)
     let mut more = false;
     for item in items {
         let key = item_key(&item.value, rt);
-        if cont.as_ref().is_some_and(|c| key.as_str() <= c.start.as_str()) {
+        if cont
+            .as_ref()
+            .is_some_and(|c| key.as_str() <= c.start.as_str())
+        {
             continue;
         }
         if !filter.matches(rt, &item.value) {
@@ -139,16 +157,29 @@ pub async fn list(state: &ApiState, t: &Target<'_>, query: &Query, accept: &str)
     }
     let mut meta = json!({"resourceVersion": list_rv.to_string()});
     if more && let Some((last, _)) = selected.last() {
-        meta["continue"] = json!(encode_continue(&Continue { start: last.clone(), rv: list_rv }));
+        meta["continue"] = json!(encode_continue(&Continue {
+            start: last.clone(),
+            rv: list_rv
+        }));
     }
     let objects: Vec<Arc<Value>> = selected.into_iter().map(|(_, v)| v).collect();
     let warnings: Vec<String> = rt.deprecation.map(str::to_string).into_iter().collect();
     let body = match Rendering::from_accept(accept) {
-        Rendering::Table => table(rt, &objects, meta, IncludeObject::parse(query.get("includeObject")), true),
-        Rendering::Metadata => json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
-            "metadata": meta, "items": objects.iter().map(|o| partial_metadata(o)).collect::<Vec<_>>()}),
-        Rendering::Full => json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(),
-            "metadata": meta, "items": objects.iter().map(|o| served(rt, o)).collect::<Vec<_>>()}),
+        Rendering::Table => table(
+            rt,
+            &objects,
+            meta,
+            IncludeObject::parse(query.get("includeObject")),
+            true,
+        ),
+        Rendering::Metadata => {
+            json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+            "metadata": meta, "items": objects.iter().map(|o| partial_metadata(o)).collect::<Vec<_>>()})
+        }
+        Rendering::Full => {
+            json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(),
+            "metadata": meta, "items": objects.iter().map(|o| served(rt, o)).collect::<Vec<_>>()})
+        }
     };
     Ok(json_response(StatusCode::OK, &body, &warnings))
 }
@@ -156,6 +187,9 @@ pub async fn list(state: &ApiState, t: &Target<'_>, query: &Query, accept: &str)
 /// The store key of a stored object (namespace/name order is the list order).
 fn item_key(obj: &Value, rt: &ResourceType) -> String {
     let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str);
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     rt.key(ns, name)
 }

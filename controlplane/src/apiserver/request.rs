@@ -12,7 +12,11 @@ pub struct Query(Vec<(String, String)>);
 impl Query {
     /// Parses a raw query string (`a=b&c=d`), `+` as space.
     pub fn parse(raw: Option<&str>) -> Self {
-        let decode = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+        let decode = |s: &str| {
+            percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
         Self(
             raw.unwrap_or_default()
                 .split('&')
@@ -26,11 +30,18 @@ impl Query {
     }
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
     /// Every value of `key`.
     pub fn all(&self, key: &str) -> Vec<&str> {
-        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
     /// Whether a boolean parameter is set (`true` or `1`).
     pub fn flag(&self, key: &str) -> bool {
@@ -67,11 +78,17 @@ pub fn resolve<'r>(
     version: &str,
     rest: &[&str],
 ) -> Result<Target<'r>, ApiError> {
-    let lookup = |plural: &str| registry.lookup(group, version, plural).ok_or(ApiError::NoSuchResource);
+    let lookup = |plural: &str| {
+        registry
+            .lookup(group, version, plural)
+            .ok_or(ApiError::NoSuchResource)
+    };
     let decode = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
     match rest {
         ["namespaces", ns, plural, tail @ ..]
-            if registry.lookup(group, version, plural).is_some_and(|t| t.namespaced) =>
+            if registry
+                .lookup(group, version, plural)
+                .is_some_and(|t| t.namespaced) =>
         {
             let rt = lookup(plural)?;
             let (name, subresource) = match tail {
@@ -80,7 +97,12 @@ pub fn resolve<'r>(
                 [name, sub] => (Some(decode(name)), Some(sub.to_string())),
                 _ => return Err(ApiError::NoSuchResource),
             };
-            Ok(Target { rt, namespace: Some(decode(ns)), name, subresource })
+            Ok(Target {
+                rt,
+                namespace: Some(decode(ns)),
+                name,
+                subresource,
+            })
         }
         [plural, tail @ ..] => {
             let rt = lookup(plural)?;
@@ -90,7 +112,12 @@ pub fn resolve<'r>(
                 [name, sub] if !rt.namespaced => (Some(decode(name)), Some(sub.to_string())),
                 _ => return Err(ApiError::NoSuchResource),
             };
-            Ok(Target { rt, namespace: None, name, subresource })
+            Ok(Target {
+                rt,
+                namespace: None,
+                name,
+                subresource,
+            })
         }
         [] => Err(ApiError::NoSuchResource),
     }
@@ -103,7 +130,13 @@ mod tests {
     #[test]
     fn resolves_namespaced_item_and_subresource() {
         let r = Registry::new();
-        let t = resolve(&r, "apps", "v1", &["namespaces", "default", "deployments", "web", "scale"]).unwrap();
+        let t = resolve(
+            &r,
+            "apps",
+            "v1",
+            &["namespaces", "default", "deployments", "web", "scale"],
+        )
+        .unwrap();
         assert_eq!(t.rt.kind, "Deployment");
         assert_eq!(t.namespace.as_deref(), Some("default"));
         assert_eq!(t.name.as_deref(), Some("web"));
@@ -129,7 +162,9 @@ mod tests {
 
     #[test]
     fn query_decodes_selectors() {
-        let q = Query::parse(Some("labelSelector=app%3Dweb&command=ls&command=-l&watch=1"));
+        let q = Query::parse(Some(
+            "labelSelector=app%3Dweb&command=ls&command=-l&watch=1",
+        ));
         assert_eq!(q.get("labelSelector"), Some("app=web"));
         assert_eq!(q.all("command"), vec!["ls", "-l"]);
         assert!(q.flag("watch"));

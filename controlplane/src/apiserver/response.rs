@@ -39,7 +39,10 @@ pub fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Res
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut resp = (code, bytes).into_response();
     let headers = resp.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     for w in warnings {
         let text = format!("299 - {:?}", w.replace('"', "'"));
         if let Ok(v) = HeaderValue::from_str(&text) {
@@ -97,8 +100,10 @@ pub fn table(
     let columns: Vec<Value> = if with_columns {
         table::columns(rt.kind)
             .iter()
-            .map(|c| json!({"name": c.name, "type": c.type_, "format": c.format,
-                "description": c.description, "priority": c.priority}))
+            .map(|c| {
+                json!({"name": c.name, "type": c.type_, "format": c.format,
+                "description": c.description, "priority": c.priority})
+            })
             .collect()
     } else {
         Vec::new()

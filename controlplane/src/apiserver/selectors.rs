@@ -53,7 +53,11 @@ impl LabelSelector {
     /// Parses a `labelSelector` string.
     pub fn parse(s: &str) -> Result<Self, String> {
         let mut reqs = Vec::new();
-        for part in split_top(s).into_iter().map(str::trim).filter(|p| !p.is_empty()) {
+        for part in split_top(s)
+            .into_iter()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
             let req = if let Some(k) = part.strip_prefix('!') {
                 Requirement::DoesNotExist(k.trim().to_string())
             } else if let Some((k, v)) = part.split_once("!=") {
@@ -81,10 +85,18 @@ impl LabelSelector {
         let mut reqs = Vec::new();
         if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in m {
-                reqs.push(Requirement::Equals(k.clone(), v.as_str().unwrap_or_default().into()));
+                reqs.push(Requirement::Equals(
+                    k.clone(),
+                    v.as_str().unwrap_or_default().into(),
+                ));
             }
         }
-        for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+        for e in sel
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let key = e["key"].as_str().unwrap_or_default().to_string();
             let values: Vec<String> = e["values"]
                 .as_array()
@@ -154,7 +166,9 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once('=') {
                 (f, true, v)
             } else {
-                return Err(format!("invalid selector: '{s}'; can't understand '{part}'"));
+                return Err(format!(
+                    "invalid selector: '{s}'; can't understand '{part}'"
+                ));
             };
             terms.push((field.trim().to_string(), eq, value.trim().to_string()));
         }
@@ -191,7 +205,10 @@ mod tests {
         let s = LabelSelector::parse("app=web,tier!=db").unwrap();
         assert!(s.matches(Some(&json!({"app": "web"}))));
         assert!(!s.matches(Some(&json!({"app": "web", "tier": "db"}))));
-        assert_eq!(LabelSelector::parse("app==web").unwrap(), LabelSelector::parse("app=web").unwrap());
+        assert_eq!(
+            LabelSelector::parse("app==web").unwrap(),
+            LabelSelector::parse("app=web").unwrap()
+        );
     }
 
     #[test]
@@ -210,6 +227,10 @@ mod tests {
     #[test]
     fn field_selector_matches() {
         let f = FieldSelector::parse("metadata.name=x,status.phase!=Running").unwrap();
-        assert!(f.matches(|k| if k == "metadata.name" { "x".into() } else { "Pending".into() }));
+        assert!(f.matches(|k| if k == "metadata.name" {
+            "x".into()
+        } else {
+            "Pending".into()
+        }));
     }
 }

@@ -20,7 +20,11 @@ use crate::registry::meta::now;
 use crate::store::Write;
 
 fn status_success(code: StatusCode) -> Response {
-    json_response(code, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code.as_u16()}), &[])
+    json_response(
+        code,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code.as_u16()}),
+        &[],
+    )
 }
 
 /// The Scale view of a workload.
@@ -28,11 +32,13 @@ fn scale_of(obj: &Value) -> Value {
     let meta = &obj["metadata"];
     let selector = obj
         .pointer("/spec/selector")
-        .map(|s| if s.get("matchLabels").is_some() || s.get("matchExpressions").is_some() {
-            LabelSelector::from_object(s).to_query()
-        } else {
-            // ReplicationControllers select with a plain map.
-            LabelSelector::from_object(&json!({"matchLabels": s})).to_query()
+        .map(|s| {
+            if s.get("matchLabels").is_some() || s.get("matchExpressions").is_some() {
+                LabelSelector::from_object(s).to_query()
+            } else {
+                // ReplicationControllers select with a plain map.
+                LabelSelector::from_object(&json!({"matchLabels": s})).to_query()
+            }
         })
         .unwrap_or_default();
     json!({"kind": "Scale", "apiVersion": "autoscaling/v1",
@@ -43,7 +49,14 @@ fn scale_of(obj: &Value) -> Value {
 }
 
 /// `GET`, `PUT` or `PATCH` on `.../scale`.
-pub async fn scale(state: &ApiState, t: &Target<'_>, query: &Query, method: &str, media: &str, bytes: &[u8]) -> Result<Response, ApiError> {
+pub async fn scale(
+    state: &ApiState,
+    t: &Target<'_>,
+    query: &Query,
+    method: &str,
+    media: &str,
+    bytes: &[u8],
+) -> Result<Response, ApiError> {
     let rt = t.rt;
     let name = t.name.clone().unwrap_or_default();
     let current = state
@@ -59,38 +72,83 @@ pub async fn scale(state: &ApiState, t: &Target<'_>, query: &Query, method: &str
         "PUT" => body::decode_object(media, bytes)?,
         _ => patch::apply(media, &scale, &body::decode_json(bytes)?, "Scale")?,
     };
-    let replicas = requested.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+    let replicas = requested
+        .pointer("/spec/replicas")
+        .cloned()
+        .unwrap_or(json!(0));
     let mut causes = Causes::default();
     if !replicas.is_i64() {
         causes.invalid("spec.replicas", &replicas, "must be an integer");
     }
     causes.at_least("spec.replicas", Some(&replicas), 0);
     if !causes.is_empty() {
-        let subject = Subject { name: name.clone(), group: "autoscaling".into(), plural: "scale".into(), kind: "Scale".into() };
-        return Err(ApiError::Invalid { subject, causes: causes.0 });
+        let subject = Subject {
+            name: name.clone(),
+            group: "autoscaling".into(),
+            plural: "scale".into(),
+            kind: "Scale".into(),
+        };
+        return Err(ApiError::Invalid {
+            subject,
+            causes: causes.0,
+        });
     }
     let mut change = json!({"spec": {"replicas": replicas}});
-    if let Some(rv) = requested.pointer("/metadata/resourceVersion").filter(|rv| *rv != &scale["metadata"]["resourceVersion"] || method == "PUT") {
+    if let Some(rv) = requested
+        .pointer("/metadata/resourceVersion")
+        .filter(|rv| *rv != &scale["metadata"]["resourceVersion"] || method == "PUT")
+    {
         change["metadata"] = json!({"resourceVersion": rv});
     }
-    let (updated, _) = objects::update_object(state, t, query, Change::Patch { media: MERGE_PATCH, patch: change }, Part::Main).await?;
+    let (updated, _) = objects::update_object(
+        state,
+        t,
+        query,
+        Change::Patch {
+            media: MERGE_PATCH,
+            patch: change,
+        },
+        Part::Main,
+    )
+    .await?;
     Ok(json_response(StatusCode::OK, &scale_of(&updated), &[]))
 }
 
 /// `POST pods/{name}/binding`: assigns the pod to a node, once.
-pub async fn bind(state: &ApiState, t: &Target<'_>, media: &str, bytes: &[u8]) -> Result<Response, ApiError> {
+pub async fn bind(
+    state: &ApiState,
+    t: &Target<'_>,
+    media: &str,
+    bytes: &[u8],
+) -> Result<Response, ApiError> {
     let rt = t.rt;
     let name = t.name.clone().unwrap_or_default();
     let binding = body::decode_object(media, bytes)?;
-    let node = binding.pointer("/target/name").and_then(Value::as_str).filter(|n| !n.is_empty()).ok_or_else(|| {
-        ApiError::Invalid {
-            subject: Subject { name: name.clone(), group: String::new(), plural: "bindings".into(), kind: "Binding".into() },
-            causes: vec![crate::registry::Cause { reason: crate::registry::validation::Reason::Required, field: "target.name".into(), message: "Required value".into() }],
-        }
-    })?.to_string();
+    let node = binding
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::Invalid {
+            subject: Subject {
+                name: name.clone(),
+                group: String::new(),
+                plural: "bindings".into(),
+                kind: "Binding".into(),
+            },
+            causes: vec![crate::registry::Cause {
+                reason: crate::registry::validation::Reason::Required,
+                field: "target.name".into(),
+                message: "Required value".into(),
+            }],
+        })?
+        .to_string();
     let key = rt.key(t.namespace.as_deref(), &name);
     loop {
-        let current = state.store.get(&key).await?.ok_or_else(|| ApiError::NotFound(Subject::of(rt, &name)))?;
+        let current = state
+            .store
+            .get(&key)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(Subject::of(rt, &name)))?;
         let mut pod = (*current.value).clone();
         if pod.pointer("/metadata/deletionTimestamp").is_some() {
             return Err(ApiError::Conflict(Subject::of(rt, &name)));
@@ -101,12 +159,22 @@ pub async fn bind(state: &ApiState, t: &Target<'_>, media: &str, bytes: &[u8]) -
             )));
         }
         pod["spec"]["nodeName"] = json!(node);
-        let conditions = pod["status"].as_object_mut().map(|s| s.entry("conditions").or_insert(json!([])));
+        let conditions = pod["status"]
+            .as_object_mut()
+            .map(|s| s.entry("conditions").or_insert(json!([])));
         if let Some(Value::Array(list)) = conditions {
             list.retain(|c| c["type"] != "PodScheduled");
             list.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now()}));
         }
-        match state.store.write(Write::Update { key: key.clone(), value: pod, expected: Some(current.revision) }).await {
+        match state
+            .store
+            .write(Write::Update {
+                key: key.clone(),
+                value: pod,
+                expected: Some(current.revision),
+            })
+            .await
+        {
             Ok(_) => return Ok(status_success(StatusCode::CREATED)),
             Err(crate::store::Error::Conflict { .. }) => continue,
             Err(e) => return Err(e.into()),
@@ -115,7 +183,12 @@ pub async fn bind(state: &ApiState, t: &Target<'_>, media: &str, bytes: &[u8]) -
 }
 
 /// `POST pods/{name}/eviction`: a delete that a PodDisruptionBudget may refuse (429).
-pub async fn evict(state: &ApiState, t: &Target<'_>, query: &Query, bytes: &[u8]) -> Result<Response, ApiError> {
+pub async fn evict(
+    state: &ApiState,
+    t: &Target<'_>,
+    query: &Query,
+    bytes: &[u8],
+) -> Result<Response, ApiError> {
     let rt = t.rt;
     let name = t.name.clone().unwrap_or_default();
     let pod = state
@@ -123,26 +196,65 @@ pub async fn evict(state: &ApiState, t: &Target<'_>, query: &Query, bytes: &[u8]
         .get(&rt.key(t.namespace.as_deref(), &name))
         .await?
         .ok_or_else(|| ApiError::NotFound(Subject::of(rt, &name)))?;
-    let pdbs = state.registry.lookup("policy", "v1", "poddisruptionbudgets").expect("pdbs are served");
-    let (budgets, _) = state.store.list(&pdbs.key_prefix(t.namespace.as_deref())).await?;
-    let terminal = matches!(pod.value.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
+    let pdbs = state
+        .registry
+        .lookup("policy", "v1", "poddisruptionbudgets")
+        .expect("pdbs are served");
+    let (budgets, _) = state
+        .store
+        .list(&pdbs.key_prefix(t.namespace.as_deref()))
+        .await?;
+    let terminal = matches!(
+        pod.value.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    );
     for budget in budgets {
-        let selector = budget.value.pointer("/spec/selector").map(LabelSelector::from_object).unwrap_or_default();
-        if terminal || selector.is_empty() || !selector.matches(pod.value.pointer("/metadata/labels")) {
+        let selector = budget
+            .value
+            .pointer("/spec/selector")
+            .map(LabelSelector::from_object)
+            .unwrap_or_default();
+        if terminal
+            || selector.is_empty()
+            || !selector.matches(pod.value.pointer("/metadata/labels"))
+        {
             continue;
         }
-        let allowed = budget.value.pointer("/status/disruptionsAllowed").and_then(Value::as_i64).unwrap_or(0);
+        let allowed = budget
+            .value
+            .pointer("/status/disruptionsAllowed")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         if allowed < 1 {
-            let pdb = budget.value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+            let pdb = budget
+                .value
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             return Err(ApiError::TooManyRequests(format!(
                 "Cannot evict pod as it would violate the pod's disruption budget. The disruption budget {pdb} needs {} healthy pods and has {} currently",
-                budget.value.pointer("/status/desiredHealthy").and_then(Value::as_i64).unwrap_or(0),
-                budget.value.pointer("/status/currentHealthy").and_then(Value::as_i64).unwrap_or(0),
+                budget
+                    .value
+                    .pointer("/status/desiredHealthy")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0),
+                budget
+                    .value
+                    .pointer("/status/currentHealthy")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0),
             )));
         }
     }
-    let eviction: Value = if bytes.is_empty() { json!({}) } else { body::decode_json(bytes)? };
-    let options = eviction.get("deleteOptions").map(|o| serde_json::to_vec(o).unwrap_or_default()).unwrap_or_default();
+    let eviction: Value = if bytes.is_empty() {
+        json!({})
+    } else {
+        body::decode_json(bytes)?
+    };
+    let options = eviction
+        .get("deleteOptions")
+        .map(|o| serde_json::to_vec(o).unwrap_or_default())
+        .unwrap_or_default();
     objects::delete(state, t, query, &options).await?;
     Ok(status_success(StatusCode::CREATED))
 }

@@ -27,7 +27,12 @@ use crate::registry::ResourceType;
 use crate::store::{self, EventType};
 
 /// `GET` on a collection with `watch=true`.
-pub async fn watch(state: Arc<ApiState>, t: &Target<'_>, query: &Query, accept: &str) -> Result<Response, ApiError> {
+pub async fn watch(
+    state: Arc<ApiState>,
+    t: &Target<'_>,
+    query: &Query,
+    accept: &str,
+) -> Result<Response, ApiError> {
     let rt: ResourceType = t.rt.clone();
     let rt = &rt;
     let filter = Filter::from_query(rt, query)?;
@@ -39,7 +44,9 @@ pub async fn watch(state: Arc<ApiState>, t: &Target<'_>, query: &Query, accept: 
     };
     let bookmarks = query.flag("allowWatchBookmarks");
     let send_initial = query.flag("sendInitialEvents");
-    let rv = query.get("resourceVersion").filter(|v| !v.is_empty() && *v != "0");
+    let rv = query
+        .get("resourceVersion")
+        .filter(|v| !v.is_empty() && *v != "0");
     let prefix = rt.key_prefix(t.namespace.as_deref());
     let (initial, from) = match (send_initial, rv) {
         (false, Some(rv)) => {
@@ -50,12 +57,22 @@ pub async fn watch(state: Arc<ApiState>, t: &Target<'_>, query: &Query, accept: 
         }
         _ => {
             let (items, rev) = state.store.list(&prefix).await?;
-            let matching = items.into_iter().filter(|i| filter.matches(rt, &i.value)).map(|i| i.value).collect();
+            let matching = items
+                .into_iter()
+                .filter(|i| filter.matches(rt, &i.value))
+                .map(|i| i.value)
+                .collect();
             (matching, rev)
         }
     };
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::convert::Infallible>>(64);
-    let mut stream = Stream { tx, rt: rt.clone(), rendering, include, first: true };
+    let mut stream = Stream {
+        tx,
+        rt: rt.clone(),
+        rendering,
+        include,
+        first: true,
+    };
     let rt = rt.clone();
     let subscription = state.store.watch(&prefix, from);
     let shutdown = state.shutdown.clone();
@@ -124,7 +141,10 @@ pub async fn watch(state: Arc<ApiState>, t: &Target<'_>, query: &Query, accept: 
         }
     });
     let mut resp = (StatusCode::OK, Body::from_stream(ReceiverStream::new(rx))).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if let Some(w) = t.rt.deprecation
         && let Ok(v) = HeaderValue::from_str(&format!("299 - {w:?}"))
     {
@@ -150,8 +170,17 @@ impl Stream {
             Rendering::Full => served(&self.rt, obj),
             Rendering::Metadata => partial_metadata(obj),
             Rendering::Table => {
-                let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
-                let t = table(&self.rt, std::slice::from_ref(obj), json!({"resourceVersion": rv}), self.include, self.first);
+                let rv = obj
+                    .pointer("/metadata/resourceVersion")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                let t = table(
+                    &self.rt,
+                    std::slice::from_ref(obj),
+                    json!({"resourceVersion": rv}),
+                    self.include,
+                    self.first,
+                );
                 self.first = false;
                 t
             }
@@ -160,7 +189,8 @@ impl Stream {
     }
 
     async fn raw(&mut self, kind: &str, object: Value) -> bool {
-        let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
+        let mut line =
+            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
         line.push(b'\n');
         self.tx.send(Ok(Bytes::from(line))).await.is_ok()
     }

@@ -19,7 +19,9 @@ use crate::store::{self, Write};
 
 /// Runs the controller until the server shuts down.
 pub async fn run(state: Arc<ApiState>, retry: Duration) {
-    let Some(ns_type) = state.registry.by_kind("", "Namespace") else { return };
+    let Some(ns_type) = state.registry.by_kind("", "Namespace") else {
+        return;
+    };
     let prefix = ns_type.key_prefix(None);
     loop {
         let mut watch = match state.store.watch(&prefix, state.store.revision()) {
@@ -53,22 +55,41 @@ pub async fn run(state: Arc<ApiState>, retry: Duration) {
 
 /// Cleans every terminating namespace; `Ok(true)` while some still have contents.
 async fn sweep(state: &ApiState) -> Result<bool, ApiError> {
-    let Some(ns_type) = state.registry.by_kind("", "Namespace") else { return Ok(false) };
+    let Some(ns_type) = state.registry.by_kind("", "Namespace") else {
+        return Ok(false);
+    };
     let (namespaces, _) = state.store.list(&ns_type.key_prefix(None)).await?;
     let mut pending = false;
-    for ns in namespaces.iter().filter(|n| n.value.pointer("/metadata/deletionTimestamp").is_some()) {
-        let name = ns.value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    for ns in namespaces
+        .iter()
+        .filter(|n| n.value.pointer("/metadata/deletionTimestamp").is_some())
+    {
+        let name = ns
+            .value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if remove_contents(state, name).await? > 0 {
             pending = true;
             continue;
         }
-        let finalizers = ns.value.pointer("/metadata/finalizers").and_then(Value::as_array);
+        let finalizers = ns
+            .value
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array);
         if finalizers.is_some_and(|f| !f.is_empty()) {
             pending = true;
             continue;
         }
         let key = ns_type.key(None, name);
-        match state.store.write(Write::Delete { key, expected: Some(ns.revision) }).await {
+        match state
+            .store
+            .write(Write::Delete {
+                key,
+                expected: Some(ns.revision),
+            })
+            .await
+        {
             Ok(_) => tracing::info!(namespace = name, "namespace deleted"),
             Err(store::Error::Conflict { .. } | store::Error::NotFound { .. }) => pending = true,
             Err(e) => return Err(e.into()),
@@ -81,13 +102,26 @@ async fn sweep(state: &ApiState) -> Result<bool, ApiError> {
 async fn remove_contents(state: &ApiState, ns: &str) -> Result<usize, ApiError> {
     let mut remaining = 0;
     let query = Query::default();
-    for rt in state.registry.types().iter().filter(|t| t.namespaced && t.storage.is_none()) {
+    for rt in state
+        .registry
+        .types()
+        .iter()
+        .filter(|t| t.namespaced && t.storage.is_none())
+    {
         let (items, _) = state.store.list(&rt.key_prefix(Some(ns))).await?;
         for item in &items {
             remaining += 1;
-            let name = item.value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-            let target =
-                Target { rt, namespace: Some(ns.to_string()), name: Some(name.to_string()), subresource: None };
+            let name = item
+                .value
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let target = Target {
+                rt,
+                namespace: Some(ns.to_string()),
+                name: Some(name.to_string()),
+                subresource: None,
+            };
             match objects::delete(state, &target, &query, &[]).await {
                 Ok(_) | Err(ApiError::NotFound(_)) => {}
                 Err(e) => return Err(e),

@@ -54,7 +54,10 @@ pub fn normalize_v2beta2(v: Value) -> Result<Value, serde_json::Error> {
     use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
     let typed: HorizontalPodAutoscaler =
         serde_json::from_value(with_api_version(v, "autoscaling/v2"))?;
-    Ok(with_api_version(serde_json::to_value(typed)?, "autoscaling/v2beta2"))
+    Ok(with_api_version(
+        serde_json::to_value(typed)?,
+        "autoscaling/v2beta2",
+    ))
 }
 
 fn cpu_metric(utilization: &Value) -> Value {
@@ -76,25 +79,35 @@ fn hpa_v1_to_v2(mut v: Value) -> Value {
                     "current": {"averageUtilization": current}}}]),
             );
         }
-        status.remove("lastScaleTime").map(|t| status.insert("lastScaleTime".into(), t));
+        status
+            .remove("lastScaleTime")
+            .map(|t| status.insert("lastScaleTime".into(), t));
     }
     with_api_version(v, "autoscaling/v2")
 }
 
 fn hpa_v2_to_v1(mut v: Value) -> Value {
-    let is_cpu = |m: &&Value| m["type"] == "Resource" && m.pointer("/resource/name") == Some(&json!("cpu"));
+    let is_cpu =
+        |m: &&Value| m["type"] == "Resource" && m.pointer("/resource/name") == Some(&json!("cpu"));
     if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut)
         && let Some(Value::Array(metrics)) = spec.remove("metrics")
     {
         spec.remove("behavior");
-        if let Some(u) = metrics.iter().find(is_cpu).and_then(|m| m.pointer("/resource/target/averageUtilization")) {
+        if let Some(u) = metrics
+            .iter()
+            .find(is_cpu)
+            .and_then(|m| m.pointer("/resource/target/averageUtilization"))
+        {
             spec.insert("targetCPUUtilizationPercentage".into(), u.clone());
         }
     }
     if let Some(status) = v.get_mut("status").and_then(Value::as_object_mut) {
         status.remove("conditions");
         if let Some(Value::Array(metrics)) = status.remove("currentMetrics")
-            && let Some(u) = metrics.iter().find(is_cpu).and_then(|m| m.pointer("/resource/current/averageUtilization"))
+            && let Some(u) = metrics
+                .iter()
+                .find(is_cpu)
+                .and_then(|m| m.pointer("/resource/current/averageUtilization"))
         {
             status.insert("currentCPUUtilizationPercentage".into(), u.clone());
         }
@@ -178,7 +191,10 @@ mod tests {
             "spec": {"maxReplicas": 5, "targetCPUUtilizationPercentage": 50,
                 "scaleTargetRef": {"kind": "Deployment", "name": "web"}}});
         let v2 = (HPA_V1.to_storage)(v1.clone());
-        assert_eq!(v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 50);
+        assert_eq!(
+            v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+            50
+        );
         assert_eq!((HPA_V1.from_storage)(v2), v1);
     }
 

@@ -3,8 +3,7 @@
 use k8s_openapi::api::{
     apps::v1 as apps, autoscaling::v1 as autoscaling_v1, autoscaling::v2 as autoscaling_v2,
     batch::v1 as batch, coordination::v1 as coordination, core::v1 as core,
-    discovery::v1 as discovery, events::v1 as events, policy::v1 as policy,
-    storage::v1 as storage,
+    discovery::v1 as discovery, events::v1 as events, policy::v1 as policy, storage::v1 as storage,
 };
 
 use super::conversion::{EVENTS_V1, HPA_V1, HPA_V2BETA2, normalize_v2beta2};
@@ -20,8 +19,20 @@ use super::{Plain, ResourceType, Subresource};
 const ALL: &[&str] = &["all"];
 const RW: &[&str] = &["get", "patch", "update"];
 
-const fn sub(name: &'static str, group: &'static str, version: &'static str, kind: &'static str, verbs: &'static [&'static str]) -> Subresource {
-    Subresource { name, group, version, kind, verbs }
+const fn sub(
+    name: &'static str,
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    verbs: &'static [&'static str],
+) -> Subresource {
+    Subresource {
+        name,
+        group,
+        version,
+        kind,
+        verbs,
+    }
 }
 
 const fn status(group: &'static str, version: &'static str, kind: &'static str) -> Subresource {
@@ -30,8 +41,14 @@ const fn status(group: &'static str, version: &'static str, kind: &'static str) 
 
 const SCALE: Subresource = sub("scale", "autoscaling", "v1", "Scale", RW);
 
-static PLAIN: Plain = Plain { status: false, generation: false };
-static WITH_STATUS: Plain = Plain { status: true, generation: true };
+static PLAIN: Plain = Plain {
+    status: false,
+    generation: false,
+};
+static WITH_STATUS: Plain = Plain {
+    status: true,
+    generation: true,
+};
 static DEPLOYMENT: WorkloadStrategy = WorkloadStrategy(Workload::Deployment);
 static REPLICASET: WorkloadStrategy = WorkloadStrategy(Workload::ReplicaSet);
 static RC: WorkloadStrategy = WorkloadStrategy(Workload::ReplicationController);
@@ -49,19 +66,36 @@ pub fn all() -> Vec<ResourceType> {
         // core/v1
         ResourceType::of::<core::Namespace>(&NamespaceStrategy)
             .names(&["ns"], &[])
-            .subresources(const { &[status("", "v1", "Namespace"), sub("finalize", "", "v1", "Namespace", &["update"])] }),
+            .subresources(
+                const {
+                    &[
+                        status("", "v1", "Namespace"),
+                        sub("finalize", "", "v1", "Namespace", &["update"]),
+                    ]
+                },
+            ),
         ResourceType::of::<core::Pod>(&PodStrategy)
             .names(&["po"], ALL)
-            .subresources(const { &[
-                status("", "v1", "Pod"),
-                sub("binding", "", "v1", "Binding", &["create"]),
-                sub("eviction", "policy", "v1", "Eviction", &["create"]),
-                sub("ephemeralcontainers", "", "v1", "Pod", RW),
-                sub("log", "", "v1", "Pod", &["get"]),
-                sub("exec", "", "v1", "PodExecOptions", &["create", "get"]),
-                sub("attach", "", "v1", "PodAttachOptions", &["create", "get"]),
-                sub("portforward", "", "v1", "PodPortForwardOptions", &["create", "get"]),
-            ] }),
+            .subresources(
+                const {
+                    &[
+                        status("", "v1", "Pod"),
+                        sub("binding", "", "v1", "Binding", &["create"]),
+                        sub("eviction", "policy", "v1", "Eviction", &["create"]),
+                        sub("ephemeralcontainers", "", "v1", "Pod", RW),
+                        sub("log", "", "v1", "Pod", &["get"]),
+                        sub("exec", "", "v1", "PodExecOptions", &["create", "get"]),
+                        sub("attach", "", "v1", "PodAttachOptions", &["create", "get"]),
+                        sub(
+                            "portforward",
+                            "",
+                            "v1",
+                            "PodPortForwardOptions",
+                            &["create", "get"],
+                        ),
+                    ]
+                },
+            ),
         ResourceType::of::<core::Node>(&NodeStrategy)
             .names(&["no"], &[])
             .subresources(const { &[status("", "v1", "Node")] }),

@@ -28,7 +28,11 @@ pub fn child<'a>(obj: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<Stri
 }
 
 /// Runs `f` on every object in the array at `key`, if there is one.
-pub fn each_mut(obj: &mut Map<String, Value>, key: &str, mut f: impl FnMut(&mut Map<String, Value>)) {
+pub fn each_mut(
+    obj: &mut Map<String, Value>,
+    key: &str,
+    mut f: impl FnMut(&mut Map<String, Value>),
+) {
     if let Some(Value::Array(items)) = obj.get_mut(key) {
         for item in items.iter_mut().filter_map(Value::as_object_mut) {
             f(item);

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::meta::{child, default_field, each_mut, items};
-use super::{CreateContext, Causes, Strategy};
+use super::{Causes, CreateContext, Strategy};
 
 /// The fields of a running pod's spec that an update may change.
 const MUTABLE_SPEC: &str = "pod updates may not change fields other than \
@@ -18,6 +18,8 @@ pub struct PodStrategy;
 impl Strategy for PodStrategy {
     fn default(&self, obj: &mut Value) {
         if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+            // ServiceAccount admission: pods (not templates) run as `default` unless told.
+            default_field(spec, "serviceAccountName", json!("default"));
             default_pod_spec(spec);
             // DefaultTolerationSeconds admission: pods ride out a node blip for five minutes.
             let tolerations = spec
@@ -40,7 +42,10 @@ impl Strategy for PodStrategy {
     fn prepare_create(&self, obj: &mut Value, _ctx: &CreateContext) {
         let qos = qos_class(obj);
         if let Some(o) = obj.as_object_mut() {
-            o.insert("status".into(), json!({"phase": "Pending", "qosClass": qos}));
+            o.insert(
+                "status".into(),
+                json!({"phase": "Pending", "qosClass": qos}),
+            );
         }
     }
 
@@ -102,14 +107,22 @@ pub fn unimplemented_pod_fields(spec: &Value, path: &str) -> Vec<String> {
     let mut out = Vec::new();
     for (field, why) in [
         ("affinity", "affinity is not implemented yet"),
-        ("hostNetwork", "pods never share the host network in wasmkube"),
+        (
+            "hostNetwork",
+            "pods never share the host network in wasmkube",
+        ),
         ("hostPID", "wasm instances have no process namespace"),
         ("hostIPC", "wasm instances have no IPC namespace"),
-        ("runtimeClassName", "every container runs as a wasm instance"),
+        (
+            "runtimeClassName",
+            "every container runs as a wasm instance",
+        ),
         ("overhead", "pod overhead is not accounted yet"),
     ] {
         if spec.get(field).is_some_and(|v| !v.is_null() && v != false) {
-            out.push(format!("{path}.{field}: {why}; the field is stored but has no effect"));
+            out.push(format!(
+                "{path}.{field}: {why}; the field is stored but has no effect"
+            ));
         }
     }
     out
@@ -123,7 +136,6 @@ pub fn default_pod_spec(spec: &mut Map<String, Value>) {
     default_field(spec, "schedulerName", json!("default-scheduler"));
     default_field(spec, "securityContext", json!({}));
     default_field(spec, "enableServiceLinks", json!(true));
-    default_field(spec, "serviceAccountName", json!("default"));
     if let Some(sa) = spec.get("serviceAccountName").cloned() {
         default_field(spec, "serviceAccount", sa);
     }
@@ -227,18 +239,19 @@ pub fn validate_pod_spec(spec: &Value, path: &str, causes: &mut Causes) {
                     names.push(n);
                 }
             }
-            if c.get("image").and_then(Value::as_str).is_none_or(str::is_empty) {
+            if c.get("image")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
                 causes.required(format!("{at}.image"));
             }
             for (j, p) in items(c, "/ports").enumerate() {
                 let field = format!("{at}.ports[{j}].containerPort");
                 match p.get("containerPort").and_then(Value::as_i64) {
                     None => causes.required(field),
-                    Some(n) if !(1..=65535).contains(&n) => causes.invalid(
-                        field,
-                        &json!(n),
-                        "must be between 1 and 65535, inclusive",
-                    ),
+                    Some(n) if !(1..=65535).contains(&n) => {
+                        causes.invalid(field, &json!(n), "must be between 1 and 65535, inclusive")
+                    }
                     Some(_) => {}
                 }
                 if let Some(proto) = p.get("protocol")
@@ -256,7 +269,10 @@ pub fn validate_pod_spec(spec: &Value, path: &str, causes: &mut Causes) {
                 if !volumes.contains(&name) {
                     causes.not_found(format!("{at}.volumeMounts[{j}].name"), &json!(name));
                 }
-                if m.get("mountPath").and_then(Value::as_str).is_none_or(str::is_empty) {
+                if m.get("mountPath")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+                {
                     causes.required(format!("{at}.volumeMounts[{j}].mountPath"));
                 }
             }
@@ -296,7 +312,11 @@ mod tests {
     #[test]
     fn requires_container_image() {
         let mut causes = Causes::default();
-        validate_pod_spec(&json!({"containers": [{"name": "web"}]}), "spec", &mut causes);
+        validate_pod_spec(
+            &json!({"containers": [{"name": "web"}]}),
+            "spec",
+            &mut causes,
+        );
         assert_eq!(causes.0[0].field, "spec.containers[0].image");
         assert_eq!(causes.0[0].message, "Required value");
     }
@@ -315,6 +335,9 @@ mod tests {
         let pod = json!({"spec": {"containers": [{"resources": {
             "limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1", "memory": "1Gi"}}}]}});
         assert_eq!(qos_class(&pod), "Guaranteed");
-        assert_eq!(qos_class(&json!({"spec": {"containers": [{}]}})), "BestEffort");
+        assert_eq!(
+            qos_class(&json!({"spec": {"containers": [{}]}})),
+            "BestEffort"
+        );
     }
 }

@@ -54,7 +54,11 @@ impl Strategy for ServiceStrategy {
         if let Some(o) = obj.as_object_mut() {
             o.insert("status".into(), json!({"loadBalancer": {}}));
         }
-        let ty = obj.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+        let ty = obj
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string();
         if ty == "ExternalName" {
             return;
         }
@@ -78,7 +82,11 @@ impl Strategy for ServiceStrategy {
                 obj["spec"]["clusterIPs"] = json!([ip]);
             }
         } else if let Some(ip) = obj.pointer("/spec/clusterIP").cloned() {
-            default_field(obj["spec"].as_object_mut().expect("spec"), "clusterIPs", json!([ip]));
+            default_field(
+                obj["spec"].as_object_mut().expect("spec"),
+                "clusterIPs",
+                json!([ip]),
+            );
         }
         if ty == "NodePort" || ty == "LoadBalancer" {
             let mut used: HashSet<i64> = ctx
@@ -124,7 +132,11 @@ impl Strategy for ServiceStrategy {
                 ),
                 _ => {}
             }
-            if ports.len() > 1 && p.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
+            if ports.len() > 1
+                && p.get("name")
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+            {
                 causes.required(format!("spec.ports[{i}].name"));
             }
             if let Some(n) = p.get("nodePort").and_then(Value::as_i64)
@@ -138,7 +150,10 @@ impl Strategy for ServiceStrategy {
             }
         }
         if let Some(old) = old {
-            let (was, is) = (old.pointer("/spec/clusterIP"), obj.pointer("/spec/clusterIP"));
+            let (was, is) = (
+                old.pointer("/spec/clusterIP"),
+                obj.pointer("/spec/clusterIP"),
+            );
             if was.is_some() && is.is_some() && was != is {
                 causes.immutable("spec.clusterIPs[0]", is.unwrap_or(&Value::Null));
             }
@@ -154,11 +169,17 @@ impl Strategy for ServiceStrategy {
     }
 }
 
+/// The first addresses of the range, left to Services that ask for a fixed IP
+/// (`min(max(16, size/16), 256)` in kube-apiserver).
+const STATIC_BAND: u32 = 256;
+
 fn allocate_ip(used: &HashSet<String>, is_kubernetes: bool) -> Option<String> {
     if is_kubernetes {
         return Some(Ipv4Addr::from(SERVICE_BASE + 1).to_string());
     }
-    (10..SERVICE_SIZE - 1)
+    // As kube-apiserver, dynamic allocation avoids the low band kept for addresses chosen by
+    // hand (the `kubernetes` Service at .1, cluster DNS at .10).
+    (STATIC_BAND..SERVICE_SIZE - 1)
         .map(|i| Ipv4Addr::from(SERVICE_BASE + i).to_string())
         .find(|ip| !used.contains(ip))
 }
@@ -180,14 +201,20 @@ mod tests {
         let mut b = a.clone();
         b["spec"]["clusterIP"] = Value::Null;
         b["spec"]["ports"][0]["nodePort"] = Value::Null;
-        ServiceStrategy.prepare_create(&mut b, &CreateContext { existing: &existing });
+        ServiceStrategy.prepare_create(
+            &mut b,
+            &CreateContext {
+                existing: &existing,
+            },
+        );
         assert_ne!(a["spec"]["clusterIP"], b["spec"]["clusterIP"]);
         assert_eq!(b["spec"]["ports"][0]["nodePort"], 30001);
     }
 
     #[test]
     fn multiple_ports_need_names() {
-        let svc = json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}, {"port": 443}]}});
+        let svc =
+            json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}, {"port": 443}]}});
         let mut causes = Causes::default();
         ServiceStrategy.validate(&svc, None, &mut causes);
         assert_eq!(causes.0[0].field, "spec.ports[0].name");

@@ -12,7 +12,10 @@ pub struct NamespaceStrategy;
 
 impl Strategy for NamespaceStrategy {
     fn default(&self, obj: &mut Value) {
-        let name = obj.pointer("/metadata/name").cloned().unwrap_or(Value::Null);
+        let name = obj
+            .pointer("/metadata/name")
+            .cloned()
+            .unwrap_or(Value::Null);
         if let Some(o) = obj.as_object_mut() {
             let labels = child(child(o, "metadata"), "labels");
             labels.insert("kubernetes.io/metadata.name".into(), name);
@@ -129,7 +132,13 @@ impl Strategy for ConfigMapStrategy {
 
 fn validate_data_keys(obj: &Value, causes: &mut Causes) {
     for field in ["data", "binaryData"] {
-        for key in obj.get(field).and_then(Value::as_object).into_iter().flatten().map(|(k, _)| k) {
+        for key in obj
+            .get(field)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+        {
             let ok = !key.is_empty()
                 && key.len() <= 253
                 && key
@@ -177,7 +186,11 @@ impl Strategy for ClaimStrategy {
     }
     fn validate(&self, obj: &Value, old: Option<&Value>, causes: &mut Causes) {
         let spec = obj.get("spec").unwrap_or(&Value::Null);
-        if spec.get("accessModes").and_then(Value::as_array).is_none_or(Vec::is_empty) {
+        if spec
+            .get("accessModes")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+        {
             causes.required("spec.accessModes");
         }
         if spec.pointer("/resources/requests/storage").is_none() {
@@ -225,7 +238,11 @@ impl Strategy for VolumeStrategy {
     }
     fn validate(&self, obj: &Value, _old: Option<&Value>, causes: &mut Causes) {
         let spec = obj.get("spec").unwrap_or(&Value::Null);
-        if spec.get("accessModes").and_then(Value::as_array).is_none_or(Vec::is_empty) {
+        if spec
+            .get("accessModes")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+        {
             causes.required("spec.accessModes");
         }
         if spec.pointer("/capacity/storage").is_none() {
@@ -248,11 +265,20 @@ impl Strategy for StorageClassStrategy {
         }
     }
     fn validate(&self, obj: &Value, old: Option<&Value>, causes: &mut Causes) {
-        if obj.get("provisioner").and_then(Value::as_str).is_none_or(str::is_empty) {
+        if obj
+            .get("provisioner")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             causes.required("provisioner");
         }
         if let Some(old) = old {
-            for f in ["provisioner", "parameters", "reclaimPolicy", "volumeBindingMode"] {
+            for f in [
+                "provisioner",
+                "parameters",
+                "reclaimPolicy",
+                "volumeBindingMode",
+            ] {
                 if obj.get(f) != old.get(f) {
                     causes.forbidden(f, "updates to {f} are forbidden.");
                 }
@@ -276,7 +302,10 @@ impl Strategy for AutoscalerStrategy {
             return;
         };
         default_field(spec, "minReplicas", json!(1));
-        let no_metrics = spec.get("metrics").and_then(Value::as_array).is_none_or(Vec::is_empty);
+        let no_metrics = spec
+            .get("metrics")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
         if no_metrics {
             spec.insert(
                 "metrics".into(),
@@ -291,13 +320,12 @@ impl Strategy for AutoscalerStrategy {
         let max = spec.get("maxReplicas").and_then(Value::as_i64);
         match max {
             None => causes.required("spec.maxReplicas"),
-            Some(m) if m < spec.get("minReplicas").and_then(Value::as_i64).unwrap_or(1) => {
-                causes.invalid(
+            Some(m) if m < spec.get("minReplicas").and_then(Value::as_i64).unwrap_or(1) => causes
+                .invalid(
                     "spec.maxReplicas",
                     &json!(m),
                     "must be greater than or equal to `minReplicas`",
-                )
-            }
+                ),
             _ => {}
         }
         if spec.pointer("/scaleTargetRef/name").is_none() {
@@ -323,7 +351,10 @@ impl Strategy for EventStrategy {
             ("involvedObject.name", "/involvedObject/name"),
             ("involvedObject.uid", "/involvedObject/uid"),
             ("involvedObject.apiVersion", "/involvedObject/apiVersion"),
-            ("involvedObject.resourceVersion", "/involvedObject/resourceVersion"),
+            (
+                "involvedObject.resourceVersion",
+                "/involvedObject/resourceVersion",
+            ),
             ("involvedObject.fieldPath", "/involvedObject/fieldPath"),
             ("reason", "/reason"),
             ("reportingComponent", "/reportingComponent"),
@@ -339,7 +370,8 @@ mod tests {
 
     #[test]
     fn string_data_merges_into_data() {
-        let mut s = json!({"metadata": {"name": "s"}, "data": {"a": "eA=="}, "stringData": {"b": "hi"}});
+        let mut s =
+            json!({"metadata": {"name": "s"}, "data": {"a": "eA=="}, "stringData": {"b": "hi"}});
         SecretStrategy.default(&mut s);
         assert_eq!(s["data"]["b"], "aGk=");
         assert_eq!(s["data"]["a"], "eA==");

@@ -142,11 +142,7 @@ impl Causes {
             && let Some(n) = v.as_i64()
             && n < min
         {
-            self.invalid(
-                field,
-                v,
-                &format!("must be greater than or equal to {min}"),
-            );
+            self.invalid(field, v, &format!("must be greater than or equal to {min}"));
         }
     }
     /// Checks labels (or a selector's matchLabels) are valid keys and values.

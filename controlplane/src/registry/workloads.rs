@@ -35,7 +35,10 @@ impl WorkloadStrategy {
     /// The JSON pointer of the pod template in this kind.
     fn template_path(&self) -> (&'static str, &'static str) {
         match self.0 {
-            Workload::CronJob => ("/spec/jobTemplate/spec/template", "spec.jobTemplate.spec.template"),
+            Workload::CronJob => (
+                "/spec/jobTemplate/spec/template",
+                "spec.jobTemplate.spec.template",
+            ),
             _ => ("/spec/template", "spec.template"),
         }
     }
@@ -63,7 +66,10 @@ impl Strategy for WorkloadStrategy {
             Workload::ReplicationController => {
                 default_field(spec, "replicas", json!(1));
                 // An RC without a selector selects its template's labels.
-                let labels = spec.get("template").and_then(|t| t.pointer("/metadata/labels")).cloned();
+                let labels = spec
+                    .get("template")
+                    .and_then(|t| t.pointer("/metadata/labels"))
+                    .cloned();
                 if let Some(labels) = labels {
                     default_field(spec, "selector", labels);
                 }
@@ -97,7 +103,9 @@ impl Strategy for WorkloadStrategy {
                 default_field(spec, "suspend", json!(false));
                 default_field(spec, "successfulJobsHistoryLimit", json!(3));
                 default_field(spec, "failedJobsHistoryLimit", json!(1));
-                if let Some(Value::Object(jt)) = spec.get_mut("jobTemplate").and_then(|t| t.get_mut("spec")) {
+                if let Some(Value::Object(jt)) =
+                    spec.get_mut("jobTemplate").and_then(|t| t.get_mut("spec"))
+                {
                     default_job_spec(jt);
                 }
             }
@@ -125,7 +133,11 @@ impl Strategy for WorkloadStrategy {
             return;
         }
         causes.at_least("spec.replicas", spec.get("replicas"), 0);
-        causes.at_least("spec.revisionHistoryLimit", spec.get("revisionHistoryLimit"), 0);
+        causes.at_least(
+            "spec.revisionHistoryLimit",
+            spec.get("revisionHistoryLimit"),
+            0,
+        );
         let template = obj.pointer(tpl);
         match template {
             None => causes.required(tpl_field),
@@ -135,7 +147,10 @@ impl Strategy for WorkloadStrategy {
                     &format!("{tpl_field}.spec"),
                     causes,
                 );
-                causes.labels(&format!("{tpl_field}.metadata.labels"), t.pointer("/metadata/labels"));
+                causes.labels(
+                    &format!("{tpl_field}.metadata.labels"),
+                    t.pointer("/metadata/labels"),
+                );
             }
         }
         let policy = template
@@ -159,8 +174,17 @@ impl Strategy for WorkloadStrategy {
                 } else {
                     spec.pointer("/jobTemplate/spec").unwrap_or(&Value::Null)
                 };
-                let prefix = if self.0 == Workload::Job { "spec" } else { "spec.jobTemplate.spec" };
-                for f in ["parallelism", "completions", "backoffLimit", "activeDeadlineSeconds"] {
+                let prefix = if self.0 == Workload::Job {
+                    "spec"
+                } else {
+                    "spec.jobTemplate.spec"
+                };
+                for f in [
+                    "parallelism",
+                    "completions",
+                    "backoffLimit",
+                    "activeDeadlineSeconds",
+                ] {
                     causes.at_least(&format!("{prefix}.{f}"), job.get(f), 0);
                 }
             }
@@ -229,7 +253,10 @@ fn default_job_spec(spec: &mut Map<String, Value>) {
 /// and put that label (and the job name) on the template.
 fn label_job_pods(obj: &mut Value) {
     let uid = obj.pointer("/metadata/uid").cloned().unwrap_or(Value::Null);
-    let name = obj.pointer("/metadata/name").cloned().unwrap_or(Value::Null);
+    let name = obj
+        .pointer("/metadata/name")
+        .cloned()
+        .unwrap_or(Value::Null);
     let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
@@ -267,9 +294,10 @@ fn validate_selector(spec: &Value, template: Option<&Value>, tpl_field: &str, ca
     let labels = template
         .and_then(|t| t.pointer("/metadata/labels"))
         .and_then(Value::as_object);
-    let matches = match_labels.into_iter().flatten().all(|(k, v)| {
-        labels.and_then(|l| l.get(k)) == Some(v)
-    });
+    let matches = match_labels
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v));
     if !matches {
         causes.invalid(
             format!("{tpl_field}.metadata.labels"),
@@ -287,7 +315,13 @@ fn validate_schedule(schedule: Option<&Value>, causes: &mut Causes) {
     let fields = s.split_whitespace().count();
     let macro_ok = s.starts_with('@')
         && [
-            "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly",
+            "@yearly",
+            "@annually",
+            "@monthly",
+            "@weekly",
+            "@daily",
+            "@midnight",
+            "@hourly",
         ]
         .contains(&s);
     if !(fields == 5 || macro_ok || s.starts_with("@every ")) {
@@ -335,7 +369,11 @@ mod tests {
         d["spec"]["selector"]["matchLabels"]["app"] = json!("other");
         let mut causes = Causes::default();
         WorkloadStrategy(Workload::Deployment).validate(&d, None, &mut causes);
-        assert!(causes.0[0].message.contains("`selector` does not match template `labels`"));
+        assert!(
+            causes.0[0]
+                .message
+                .contains("`selector` does not match template `labels`")
+        );
     }
 
     #[test]

@@ -22,7 +22,10 @@ pub struct MemoryStore;
 
 impl MemoryStore {
     /// Opens an empty in-memory store.
-    #[allow(clippy::new_ret_no_self, reason = "a MemoryStore is a LocalStore over Volatile")]
+    #[allow(
+        clippy::new_ret_no_self,
+        reason = "a MemoryStore is a LocalStore over Volatile"
+    )]
     pub fn new() -> LocalStore {
         // Opening a Volatile store cannot fail: load is infallible and the thread always starts
         // on a healthy system; a failure to spawn a thread is not recoverable anyway.

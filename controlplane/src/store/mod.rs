@@ -67,7 +67,9 @@ impl Write {
     /// The key this write touches.
     pub fn key(&self) -> &str {
         match self {
-            Write::Create { key, .. } | Write::Update { key, .. } | Write::Delete { key, .. } => key,
+            Write::Create { key, .. } | Write::Update { key, .. } | Write::Delete { key, .. } => {
+                key
+            }
         }
     }
 }

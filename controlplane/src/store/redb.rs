@@ -28,12 +28,18 @@ fn backend(what: &str) -> impl FnOnce(redb::Error) -> Error + '_ {
 
 impl Durability for RedbDurability {
     fn load(&mut self) -> Result<(BTreeMap<String, Versioned>, Revision), Error> {
-        let txn = self.db.begin_read().map_err(|e| backend("begin read")(e.into()))?;
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| backend("begin read")(e.into()))?;
         let mut objects = BTreeMap::new();
         let mut revision = 1;
         match txn.open_table(OBJECTS) {
             Ok(table) => {
-                for row in table.iter().map_err(|e| backend("scan objects")(e.into()))? {
+                for row in table
+                    .iter()
+                    .map_err(|e| backend("scan objects")(e.into()))?
+                {
                     let (k, v) = row.map_err(|e| backend("read object")(e.into()))?;
                     let (rev, bytes) = v.value();
                     let value = serde_json::from_slice(bytes).map_err(|e| {
@@ -112,7 +118,10 @@ pub struct RedbStore;
 
 impl RedbStore {
     /// Opens (or creates) the store file at `path`.
-    #[allow(clippy::new_ret_no_self, reason = "a RedbStore is a LocalStore over redb")]
+    #[allow(
+        clippy::new_ret_no_self,
+        reason = "a RedbStore is a LocalStore over redb"
+    )]
     pub fn open(path: &Path) -> Result<LocalStore, Error> {
         let db = Database::create(path)
             .map_err(|e| Error::Backend(format!("open {}: {e}", path.display())))?;

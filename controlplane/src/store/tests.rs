@@ -11,7 +11,10 @@ use super::redb::RedbStore;
 use super::{Error, EventType, Store, Write};
 
 fn create(key: &str, n: i64) -> Write {
-    Write::Create { key: key.into(), value: json!({"metadata": {"name": key}, "n": n}) }
+    Write::Create {
+        key: key.into(),
+        value: json!({"metadata": {"name": key}, "n": n}),
+    }
 }
 
 #[tokio::test]
@@ -19,18 +22,36 @@ async fn update_with_stale_revision_conflicts_and_changes_nothing() {
     let store = MemoryStore::new();
     let first = store.write(create("/a", 1)).await.unwrap();
     let second = store
-        .write(Write::Update { key: "/a".into(), value: json!({"n": 2}), expected: Some(first.revision) })
+        .write(Write::Update {
+            key: "/a".into(),
+            value: json!({"n": 2}),
+            expected: Some(first.revision),
+        })
         .await
         .unwrap();
     assert!(second.revision > first.revision);
-    assert_eq!(second.value["metadata"]["resourceVersion"], second.revision.to_string());
+    assert_eq!(
+        second.value["metadata"]["resourceVersion"],
+        second.revision.to_string()
+    );
     let stale = store
-        .write(Write::Update { key: "/a".into(), value: json!({"n": 3}), expected: Some(first.revision) })
+        .write(Write::Update {
+            key: "/a".into(),
+            value: json!({"n": 3}),
+            expected: Some(first.revision),
+        })
         .await;
     assert!(matches!(stale, Err(Error::Conflict { .. })), "{stale:?}");
     assert_eq!(store.get("/a").await.unwrap().unwrap().value["n"], 2);
     // Without a precondition an update is unconditional, as a PUT without resourceVersion.
-    store.write(Write::Update { key: "/a".into(), value: json!({"n": 4}), expected: None }).await.unwrap();
+    store
+        .write(Write::Update {
+            key: "/a".into(),
+            value: json!({"n": 4}),
+            expected: None,
+        })
+        .await
+        .unwrap();
     assert_eq!(store.get("/a").await.unwrap().unwrap().value["n"], 4);
 }
 
@@ -38,8 +59,16 @@ async fn update_with_stale_revision_conflicts_and_changes_nothing() {
 async fn create_twice_is_already_exists_and_delete_missing_is_not_found() {
     let store = MemoryStore::new();
     store.write(create("/a", 1)).await.unwrap();
-    assert!(matches!(store.write(create("/a", 2)).await, Err(Error::AlreadyExists { .. })));
-    let gone = store.write(Write::Delete { key: "/b".into(), expected: None }).await;
+    assert!(matches!(
+        store.write(create("/a", 2)).await,
+        Err(Error::AlreadyExists { .. })
+    ));
+    let gone = store
+        .write(Write::Delete {
+            key: "/b".into(),
+            expected: None,
+        })
+        .await;
     assert!(matches!(gone, Err(Error::NotFound { .. })));
 }
 
@@ -50,7 +79,10 @@ async fn list_is_by_prefix_in_key_order() {
         store.write(create(key, 0)).await.unwrap();
     }
     let (items, revision) = store.list("/r/pods/").await.unwrap();
-    let names: Vec<_> = items.iter().map(|i| i.value["metadata"]["name"].as_str().unwrap()).collect();
+    let names: Vec<_> = items
+        .iter()
+        .map(|i| i.value["metadata"]["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["/r/pods/a", "/r/pods/b"]);
     assert_eq!(revision, store.revision());
 }
@@ -64,7 +96,13 @@ async fn watch_resumes_after_a_revision_then_follows_live_writes() {
     let mut watch = store.watch("/p/", a.revision).unwrap();
     let e = watch.next().await.unwrap();
     assert_eq!((e.key.as_str(), e.kind), ("/p/b", EventType::Added));
-    store.write(Write::Delete { key: "/p/a".into(), expected: None }).await.unwrap();
+    store
+        .write(Write::Delete {
+            key: "/p/a".into(),
+            expected: None,
+        })
+        .await
+        .unwrap();
     let e = watch.next().await.unwrap();
     assert_eq!((e.key.as_str(), e.kind), ("/p/a", EventType::Deleted));
     assert_eq!(e.object["n"], 1, "a deletion carries the last state");
@@ -86,7 +124,13 @@ async fn concurrent_writers_all_commit_with_distinct_revisions() {
     let tasks: Vec<_> = (0..64)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move { store.write(create(&format!("/c/{i}"), i)).await.unwrap().revision })
+            tokio::spawn(async move {
+                store
+                    .write(create(&format!("/c/{i}"), i))
+                    .await
+                    .unwrap()
+                    .revision
+            })
         })
         .collect();
     let mut revisions = Vec::new();
@@ -107,8 +151,17 @@ async fn redb_keeps_objects_and_revision_across_reopen() {
         let store = RedbStore::open(&path).unwrap();
         store.write(create("/a", 1)).await.unwrap();
         let b = store.write(create("/b", 2)).await.unwrap();
-        store.write(Write::Delete { key: "/b".into(), expected: Some(b.revision) }).await.unwrap();
-        (store.get("/a").await.unwrap().unwrap().revision, store.revision())
+        store
+            .write(Write::Delete {
+                key: "/b".into(),
+                expected: Some(b.revision),
+            })
+            .await
+            .unwrap();
+        (
+            store.get("/a").await.unwrap().unwrap().revision,
+            store.revision(),
+        )
     };
     // The writer thread releases the file once the store is dropped.
     let mut reopened = None;
@@ -122,11 +175,18 @@ async fn redb_keeps_objects_and_revision_across_reopen() {
         }
     }
     let store = reopened.expect("reopen the redb file");
-    let a = store.get("/a").await.unwrap().expect("object survives a restart");
+    let a = store
+        .get("/a")
+        .await
+        .unwrap()
+        .expect("object survives a restart");
     assert_eq!(a.revision, revision);
     assert_eq!(a.value["n"], 1);
     assert!(store.get("/b").await.unwrap().is_none());
-    assert!(store.revision() >= deleted_at, "the revision never goes backwards");
+    assert!(
+        store.revision() >= deleted_at,
+        "the revision never goes backwards"
+    );
     let next = store.write(create("/c", 3)).await.unwrap();
     assert!(next.revision > deleted_at);
 }

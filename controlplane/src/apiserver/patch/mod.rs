@@ -24,7 +24,9 @@ pub fn apply(media: &str, current: &Value, patch: &Value, kind: &str) -> Result<
                 .map_err(|e| ApiError::BadRequest(format!("invalid JSON patch: {e}")))?;
             let mut doc = current.clone();
             json_patch::patch(&mut doc, &ops).map_err(|e| {
-                ApiError::UnprocessablePatch(format!("the JSON patch could not be applied to the {kind}: {e}"))
+                ApiError::UnprocessablePatch(format!(
+                    "the JSON patch could not be applied to the {kind}: {e}"
+                ))
             })?;
             Ok(doc)
         }
@@ -42,7 +44,10 @@ pub fn apply(media: &str, current: &Value, patch: &Value, kind: &str) -> Result<
 
 /// Whether `media` is a patch type we decode as JSON.
 pub fn is_patch_type(media: &str) -> bool {
-    matches!(media, JSON_PATCH | MERGE_PATCH | STRATEGIC_MERGE_PATCH | APPLY_PATCH)
+    matches!(
+        media,
+        JSON_PATCH | MERGE_PATCH | STRATEGIC_MERGE_PATCH | APPLY_PATCH
+    )
 }
 
 /// The error for server-side apply until it is implemented (with managedFields).
