@@ -125,18 +125,21 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Server(args) => serve(args.config(), None).await,
-            Command::Up(args) => serve(args.server.config(), Some(args.nodes)).await,
+            Command::Server(args) => serve(args.config(), None)
+                .await
+                .map_err(anyhow::Error::from),
+            Command::Up(args) => serve(args.server.config(), Some(args.nodes))
+                .await
+                .map_err(anyhow::Error::from),
             Command::Client(command) => cli::run(command, cli.kubeconfig).await,
         }
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            if !client {
+            // Client verbs print kubectl-style messages themselves.
+            if e.downcast_ref::<cli::ErrorReported>().is_none() {
                 eprintln!("error: {e:#}");
-            } else if !e.to_string().is_empty() {
-                eprintln!("{e:#}");
             }
             std::process::ExitCode::FAILURE
         }
@@ -144,7 +147,7 @@ fn main() -> std::process::ExitCode {
 }
 
 /// Runs the control plane (and, for `up`, the node agents) until Ctrl-C or SIGTERM.
-async fn serve(config: server::Config, nodes: Option<u32>) -> anyhow::Result<()> {
+async fn serve(config: server::Config, nodes: Option<u32>) -> Result<(), server::Error> {
     let plane = ControlPlane::start(config).await?;
     println!("wasmkube: API server ready at {}", plane.url);
     if let Some(nodes) = nodes {

@@ -85,7 +85,7 @@ pub async fn get(
     let body = match Rendering::from_accept(accept) {
         Rendering::Table => table(
             rt,
-            &[found.value.clone()],
+            std::slice::from_ref(&found.value),
             json!({"resourceVersion": found.revision.to_string()}),
             IncludeObject::parse(query.get("includeObject")),
             true,

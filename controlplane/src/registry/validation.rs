@@ -156,7 +156,7 @@ impl Causes {
             }
             let value = v.as_str().unwrap_or_default();
             if let Some(detail) = label_value_error(value) {
-                self.invalid(format!("{field}"), v, &detail);
+                self.invalid(field.to_string(), v, &detail);
             }
         }
     }
