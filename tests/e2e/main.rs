@@ -1,0 +1,15 @@
+//! End-to-end tests: each starts the real `wasmkube server` on a random loopback port with a
+//! temporary data directory (`support::Cluster`) and drives it the way a user would, with the real
+//! kubectl 1.37 and Python client from `.venv` (see `scripts/test.sh`), the `wasmkube` CLI, and raw
+//! HTTP for the error paths no client reaches (`http.rs`). Start reading at `support.rs`.
+//!
+//! Outside CI a missing kubectl or Python client skips those tests with a printed line; with
+//! `CI=true` it fails them.
+
+mod cli;
+mod errors;
+mod http;
+mod kubectl;
+mod python;
+mod restart;
+mod support;

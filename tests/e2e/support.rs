@@ -1,0 +1,495 @@
+//! Fixtures shared by the end-to-end tests: a [`Cluster`] that runs the real `wasmkube server` binary
+//! on a random loopback port with its own data directory, and helpers to drive it with the real
+//! kubectl 1.37, the `wasmkube` CLI, Python, or a tiny raw HTTP client.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::http::{HttpResponse, http_request};
+
+/// How long the server may take to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one client command (kubectl, python, wasmkube) may run before the test fails.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
+/// The kubectl minor version the project is tested against.
+const KUBECTL_VERSION: &str = "v1.37.";
+
+/// The repository root (the root package's manifest directory).
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A manifest under `tests/manifests/`.
+pub fn manifest(name: &str) -> PathBuf {
+    repo_root().join("tests/manifests").join(name)
+}
+
+/// Whether peers (kubectl, Python) must be present: in CI a missing one fails instead of skipping.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Finds a peer program through `env_var`, else at `<repo>/<default>`. Missing: panics in CI,
+/// otherwise prints a skip line for `test` and returns `None`.
+fn find_peer(test: &str, env_var: &str, default: &str) -> Option<PathBuf> {
+    let path = std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(default));
+    if path.is_file() {
+        return Some(path);
+    }
+    let msg = format!(
+        "{} not found (set {env_var} or run scripts/test.sh to create .venv)",
+        path.display()
+    );
+    if in_ci() {
+        panic!("{test}: {msg}");
+    }
+    println!("skipping {test}: {msg}");
+    None
+}
+
+/// The kubectl 1.37 binary, or `None` (after printing a skip line) when it is missing outside CI.
+pub fn kubectl_path(test: &str) -> Option<PathBuf> {
+    let path = find_peer(test, "WASMKUBE_KUBECTL", ".venv/bin/kubectl")?;
+    static CHECKED: OnceLock<String> = OnceLock::new();
+    let version = CHECKED.get_or_init(|| {
+        let out = run(Command::new(&path).args(["version", "--client"]), None);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    });
+    assert!(
+        version.contains(&format!("Client Version: {KUBECTL_VERSION}")),
+        "{} is not kubectl {KUBECTL_VERSION}x: {version}",
+        path.display()
+    );
+    Some(path)
+}
+
+/// The venv's Python with the `kubernetes` client, or `None` (after a skip line) outside CI.
+pub fn python_path(test: &str) -> Option<PathBuf> {
+    find_peer(test, "WASMKUBE_PYTHON", ".venv/bin/python")
+}
+
+/// Runs a command to completion with an optional stdin, killing it after [`COMMAND_TIMEOUT`].
+pub fn run(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        let input = input.to_vec();
+        thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        });
+    }
+    let stdout = drain(child.stdout.take().expect("stdout is piped"));
+    let stderr = drain(child.stderr.take().expect("stderr is piped"));
+    let status = wait_timeout(&mut child, COMMAND_TIMEOUT)
+        .unwrap_or_else(|| panic!("{what} did not finish within {COMMAND_TIMEOUT:?}"));
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        buf
+    })
+}
+
+/// Waits for `child` to exit; kills it and returns `None` after `timeout`.
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Ok`, failing the test with the last error after
+/// `timeout`.
+pub fn eventually<T>(timeout: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("condition not met within {timeout:?}; last: {last}")
+            }
+            Err(_) => thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Stdout and stderr of a finished command, as text.
+pub trait OutputExt {
+    /// Stdout as UTF-8 (lossy).
+    fn stdout_text(&self) -> String;
+    /// Stderr as UTF-8 (lossy).
+    fn stderr_text(&self) -> String;
+    /// A summary for assertion messages.
+    fn describe(&self) -> String {
+        format!(
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.status_code(),
+            self.stdout_text(),
+            self.stderr_text()
+        )
+    }
+    /// The exit code, or -1 when killed by a signal.
+    fn status_code(&self) -> i32;
+}
+
+impl OutputExt for Output {
+    fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+    fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+    fn status_code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+}
+
+/// One running `wasmkube server` process.
+struct Server {
+    child: Child,
+    url: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmkube"))
+            .arg("server")
+            .args(["--port", "0", "--data-dir"])
+            .arg(data_dir)
+            .env("XDG_DATA_HOME", data_dir.join("xdg"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn wasmkube server");
+
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&stderr);
+        let pipe = child.stderr.take().expect("stderr is piped");
+        thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut buf = sink.lock().expect("stderr buffer");
+                // Keep the tail only: a chatty server must not grow the test's memory.
+                if buf.len() > 256 * 1024 {
+                    let cut = buf.len() - 128 * 1024;
+                    let cut = (cut..buf.len())
+                        .find(|&i| buf.is_char_boundary(i))
+                        .unwrap_or(0);
+                    buf.drain(..cut);
+                }
+                buf.push_str(&line);
+                buf.push('\n');
+            }
+        });
+
+        let lines = stdout_lines(child.stdout.take().expect("stdout is piped"));
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut seen = String::new();
+        let ready = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                // `wasmkube: API server ready at http://...`; a word match, so "already" is not it.
+                Ok(line)
+                    if line
+                        .split(|c: char| !c.is_alphanumeric())
+                        .any(|w| w == "ready") =>
+                {
+                    break line;
+                }
+                Ok(line) => {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                }
+                Err(e) => {
+                    let why = match e {
+                        RecvTimeoutError::Timeout => {
+                            format!("no ready line within {READY_TIMEOUT:?}")
+                        }
+                        RecvTimeoutError::Disconnected => {
+                            "stdout closed before the ready line".into()
+                        }
+                    };
+                    let _ = child.kill();
+                    let status = child.wait().ok();
+                    thread::sleep(Duration::from_millis(50)); // let the stderr reader catch up
+                    panic!(
+                        "wasmkube server: {why} (exit: {status:?})\n--- stdout\n{seen}--- stderr\n{}",
+                        stderr.lock().expect("stderr buffer")
+                    );
+                }
+            }
+        };
+
+        // The contract is `... ready at http://127.0.0.1:PORT`; fall back to the kubeconfig.
+        let url = match ready.split_whitespace().find(|w| w.starts_with("http://")) {
+            Some(url) => url.trim_end_matches(['/', '.']).to_string(),
+            None => kubeconfig_server(&data_dir.join("kubeconfig")).unwrap_or_else(|| {
+                panic!("no URL in the ready line {ready:?} nor in the kubeconfig")
+            }),
+        };
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "the API server should listen on loopback, got {url}"
+        );
+        Server { child, url, stderr }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr buffer").clone()
+    }
+}
+
+/// Forwards stdout lines over a channel, then keeps draining so the server never blocks on a full
+/// pipe.
+fn stdout_lines(pipe: ChildStdout) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// The `server:` of a kubeconfig, without a YAML parser.
+pub fn kubeconfig_server(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("server:"))
+        .map(|s| s.trim().trim_matches(['"', '\'']).to_string())
+        .next()
+}
+
+/// A `wasmkube server` with its own temporary data directory, killed on drop.
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    server: Option<Server>,
+    kubectl: Option<PathBuf>,
+}
+
+impl Cluster {
+    /// Starts a server on a random port; only the `wasmkube` CLI and raw HTTP are available.
+    pub fn start() -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("wasmkube-e2e-")
+            .tempdir()
+            .expect("temp data dir");
+        let server = Server::start(dir.path());
+        let cluster = Cluster {
+            dir,
+            server: Some(server),
+            kubectl: None,
+        };
+        eventually(Duration::from_secs(5), || {
+            let path = cluster.kubeconfig();
+            match kubeconfig_server(&path) {
+                Some(s) if s == cluster.url() => Ok(()),
+                other => Err(format!("{}: server {other:?}", path.display())),
+            }
+        });
+        cluster
+    }
+
+    /// Starts a server and finds kubectl 1.37; `None` (the test should return) when kubectl is
+    /// missing outside CI.
+    pub fn with_kubectl(test: &str) -> Option<Cluster> {
+        let kubectl = kubectl_path(test)?;
+        let mut cluster = Cluster::start();
+        cluster.kubectl = Some(kubectl);
+        Some(cluster)
+    }
+
+    /// The data directory (`--data-dir`).
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `DATA_DIR/kubeconfig`, written by the server.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> &str {
+        &self.server().url
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        self.url().trim_start_matches("http://")
+    }
+
+    fn server(&self) -> &Server {
+        self.server.as_ref().expect("the server is running")
+    }
+
+    /// Runs the venv's kubectl against this cluster (own discovery cache, no stdin).
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_stdin(args, None)
+    }
+
+    /// Runs kubectl with `stdin` as its standard input.
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        run(&mut self.kubectl_command(args), stdin)
+    }
+
+    /// A kubectl command line for this cluster, to spawn by hand (e.g. a long-running watch).
+    pub fn kubectl_command(&self, args: &[&str]) -> Command {
+        let kubectl = self
+            .kubectl
+            .as_ref()
+            .expect("use Cluster::with_kubectl for kubectl tests");
+        let mut cmd = Command::new(kubectl);
+        cmd.arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kubectl-cache"))
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .env("NO_PROXY", "127.0.0.1,localhost");
+        cmd
+    }
+
+    /// A kubectl command that must succeed; returns its stdout.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}\n--- server stderr (tail)\n{}",
+            out.describe(),
+            self.server_log_tail()
+        );
+        out.stdout_text()
+    }
+
+    /// A kubectl command that must fail with exit code 1; returns its stderr.
+    pub fn kubectl_err(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert_eq!(
+            out.status_code(),
+            1,
+            "kubectl {args:?} should fail with exit code 1: {}",
+            out.describe()
+        );
+        out.stderr_text()
+    }
+
+    /// `kubectl get ... -o jsonpath=EXPR`, which must succeed.
+    pub fn jsonpath(&self, target: &[&str], expr: &str) -> String {
+        let output = format!("-o=jsonpath={expr}");
+        let mut args = vec!["get"];
+        args.extend_from_slice(target);
+        args.push(&output);
+        self.kubectl_ok(&args)
+    }
+
+    /// Runs the `wasmkube` binary's client verbs against this cluster.
+    pub fn wasmkube(&self, args: &[&str]) -> Output {
+        self.wasmkube_stdin(args, None)
+    }
+
+    /// Runs `wasmkube` with `stdin` as its standard input.
+    pub fn wasmkube_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmkube"));
+        cmd.arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(args)
+            .current_dir(repo_root())
+            .env_remove("KUBECONFIG")
+            .env("NO_PROXY", "127.0.0.1,localhost");
+        run(&mut cmd, stdin)
+    }
+
+    /// Stops the server with SIGTERM (as Ctrl-C or a service manager would) and returns its exit
+    /// status; fails the test if it does not stop within 10 s.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut server = self.server.take().expect("the server is running");
+        let pid = server.child.id().to_string();
+        let kill = run(Command::new("kill").args(["-TERM", &pid]), None);
+        assert!(
+            kill.status.success(),
+            "kill -TERM {pid}: {}",
+            kill.describe()
+        );
+        let status = wait_timeout(&mut server.child, Duration::from_secs(10));
+        let log = server.stderr();
+        status.unwrap_or_else(|| panic!("server ignored SIGTERM for 10 s\n--- stderr\n{log}"))
+    }
+
+    /// Starts the server again on the same data directory (after [`Cluster::stop`]).
+    pub fn restart(&mut self) {
+        assert!(self.server.is_none(), "stop the server first");
+        self.server = Some(Server::start(self.dir.path()));
+    }
+
+    /// The last few KiB the server wrote to stderr.
+    pub fn server_log_tail(&self) -> String {
+        let log = self.server.as_ref().map(Server::stderr).unwrap_or_default();
+        let start = log.len().saturating_sub(4096);
+        let start = (start..log.len())
+            .find(|&i| log.is_char_boundary(i))
+            .unwrap_or(0);
+        log[start..].to_string()
+    }
+
+    /// One raw HTTP/1.1 request (`Connection: close`) to the API server.
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> HttpResponse {
+        http_request(self.addr(), method, path, content_type, body)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+            if thread::panicking() {
+                let log = server.stderr();
+                let start = log.len().saturating_sub(8192);
+                let start = (start..log.len())
+                    .find(|&i| log.is_char_boundary(i))
+                    .unwrap_or(0);
+                eprintln!("--- wasmkube server stderr (tail)\n{}", &log[start..]);
+            }
+        }
+    }
+}
