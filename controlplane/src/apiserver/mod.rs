@@ -11,6 +11,7 @@ pub mod objects;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
+pub mod proxy;
 pub mod read;
 pub mod request;
 pub mod response;
@@ -239,6 +240,9 @@ async fn resource(
         }
         (&Method::POST, true, Some("eviction")) => {
             subresources::evict(state, &t, query, &bytes).await
+        }
+        (&Method::GET, true, Some("log")) if t.rt.kind == "Pod" => {
+            proxy::pod_log(state, &t, query).await
         }
         (_, true, Some(sub)) if !matches!(sub, "status" | "scale" | "binding" | "eviction") => {
             Err(subresources::node_served(&t, sub))

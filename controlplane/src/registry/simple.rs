@@ -41,9 +41,45 @@ impl Strategy for NamespaceStrategy {
 /// Nodes: written by node agents; `spec.unschedulable` is a field selector.
 pub struct NodeStrategy;
 
+/// Pod networks are /16s of `127.64.0.0/10` (ARCHITECTURE D7): all of 127/8 routes to `lo`, so a
+/// pod IP needs no setup and no root, and this range avoids 127.0.0.1, 127.0.0.53 and 127.0.1.1.
+const POD_CIDR_FIRST: u8 = 64;
+/// One past the last second octet of the pod range (`127.127.0.0/16` is the last network).
+const POD_CIDR_END: u8 = 128;
+
+/// The first pod network no node in `existing` holds.
+fn free_pod_cidr(existing: &[std::sync::Arc<Value>]) -> Option<String> {
+    let used: Vec<&str> =
+        existing.iter().filter_map(|n| n.pointer("/spec/podCIDR").and_then(Value::as_str)).collect();
+    (POD_CIDR_FIRST..POD_CIDR_END).map(|b| format!("127.{b}.0.0/16")).find(|c| !used.contains(&c.as_str()))
+}
+
 impl Strategy for NodeStrategy {
     fn tracks_generation(&self) -> bool {
         false
+    }
+    fn allocates(&self) -> bool {
+        true
+    }
+    /// Node IPAM, done at registration: each node gets its own pod network.
+    fn prepare_create(&self, obj: &mut Value, ctx: &CreateContext) {
+        let Some(o) = obj.as_object_mut() else { return };
+        let spec = child(o, "spec");
+        if spec.get("podCIDR").and_then(Value::as_str).is_none_or(str::is_empty)
+            && let Some(cidr) = free_pod_cidr(ctx.existing)
+        {
+            spec.insert("podCIDRs".into(), json!([cidr]));
+            spec.insert("podCIDR".into(), json!(cidr));
+        }
+    }
+    fn validate(&self, obj: &Value, old: Option<&Value>, causes: &mut Causes) {
+        let cidr = |v: &Value| v.pointer("/spec/podCIDR").and_then(Value::as_str).map(str::to_string);
+        if let Some(old) = old
+            && let Some(before) = cidr(old)
+            && cidr(obj).is_some_and(|now| now != before)
+        {
+            causes.forbidden("spec.podCIDR", "node updates may not change podCIDR except from \"\" to valid");
+        }
     }
     fn field_labels(&self) -> &'static [(&'static str, &'static str)] {
         &[("spec.unschedulable", "/spec/unschedulable")]
@@ -367,6 +403,21 @@ impl Strategy for EventStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nodes_get_distinct_pod_networks_that_never_change() {
+        let mut a = json!({"metadata": {"name": "a"}});
+        NodeStrategy.prepare_create(&mut a, &CreateContext { existing: &[] });
+        assert_eq!(a["spec"]["podCIDR"], "127.64.0.0/16");
+        let mut b = json!({"metadata": {"name": "b"}});
+        NodeStrategy.prepare_create(&mut b, &CreateContext { existing: &[std::sync::Arc::new(a.clone())] });
+        assert_eq!(b["spec"]["podCIDRs"], json!(["127.65.0.0/16"]));
+        let mut moved = b.clone();
+        moved["spec"]["podCIDR"] = json!("127.70.0.0/16");
+        let mut causes = Causes::default();
+        NodeStrategy.validate(&moved, Some(&b), &mut causes);
+        assert!(!causes.is_empty());
+    }
 
     #[test]
     fn string_data_merges_into_data() {
