@@ -194,6 +194,19 @@ impl ControlPlane {
         })
     }
 
+    /// A kube client that reaches this API server in-process, without a socket (the same
+    /// request path as any client; ARCHITECTURE D5).
+    pub fn client(&self) -> kube::Client {
+        kube::Client::new(apiserver::router(self.state.clone()), "default")
+    }
+
+    /// Starts the stand-in scheduler that binds pending pods to the first Ready node (until
+    /// the scheduler issue), as `wasmkube up` does.
+    pub fn start_binder(&mut self, resync: Duration) {
+        let task = controllers::binder::run(self.client(), resync, self.shutdown.clone());
+        self.tasks.push(tokio::spawn(task));
+    }
+
     /// A token that stops the control plane when cancelled.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()

@@ -18,10 +18,22 @@ use super::error::{ApiError, Subject};
 use super::request::{Query, Target};
 
 /// The log query parameters passed through to the node.
-const LOG_PARAMS: &[&str] = &["follow", "tailLines", "previous", "timestamps", "sinceSeconds", "sinceTime", "limitBytes"];
+const LOG_PARAMS: &[&str] = &[
+    "follow",
+    "tailLines",
+    "previous",
+    "timestamps",
+    "sinceSeconds",
+    "sinceTime",
+    "limitBytes",
+];
 
 /// `GET .../pods/{name}/log`.
-pub async fn pod_log(state: &ApiState, t: &Target<'_>, query: &Query) -> Result<Response, ApiError> {
+pub async fn pod_log(
+    state: &ApiState,
+    t: &Target<'_>,
+    query: &Query,
+) -> Result<Response, ApiError> {
     let name = t.name.clone().unwrap_or_default();
     let ns = t.namespace.clone().unwrap_or_default();
     let pod = state
@@ -42,7 +54,14 @@ pub async fn pod_log(state: &ApiState, t: &Target<'_>, query: &Query) -> Result<
     let mut path = format!("/containerLogs/{ns}/{name}/{container}");
     let params: Vec<String> = LOG_PARAMS
         .iter()
-        .filter_map(|k| query.get(k).map(|v| format!("{k}={}", percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC))))
+        .filter_map(|k| {
+            query.get(k).map(|v| {
+                format!(
+                    "{k}={}",
+                    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+                )
+            })
+        })
         .collect();
     if !params.is_empty() {
         path = format!("{path}?{}", params.join("&"));
@@ -55,7 +74,11 @@ fn choose_container(pod: &Value, name: &str, requested: Option<&str>) -> Result<
     let names = |list: &str| -> Vec<String> {
         pod.pointer(&format!("/spec/{list}"))
             .and_then(Value::as_array)
-            .map(|cs| cs.iter().filter_map(|c| c["name"].as_str().map(String::from)).collect())
+            .map(|cs| {
+                cs.iter()
+                    .filter_map(|c| c["name"].as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let containers = names("containers");
@@ -77,7 +100,10 @@ fn choose_container(pod: &Value, name: &str, requested: Option<&str>) -> Result<
 
 /// The node agent's address: its InternalIP and `daemonEndpoints.kubeletEndpoint.Port`.
 async fn node_endpoint(state: &ApiState, node: &str) -> Result<SocketAddr, ApiError> {
-    let rt = state.registry.by_kind("", "Node").ok_or(ApiError::NoSuchResource)?;
+    let rt = state
+        .registry
+        .by_kind("", "Node")
+        .ok_or(ApiError::NoSuchResource)?;
     let found = state
         .store
         .get(&rt.key(None, node))
@@ -90,21 +116,30 @@ async fn node_endpoint(state: &ApiState, node: &str) -> Result<SocketAddr, ApiEr
         .and_then(|a| a.iter().find(|a| a["type"] == "InternalIP"))
         .and_then(|a| a["address"].as_str())
         .and_then(|a| a.parse().ok());
-    let port = status.pointer("/daemonEndpoints/kubeletEndpoint/Port").and_then(Value::as_u64);
+    let port = status
+        .pointer("/daemonEndpoints/kubeletEndpoint/Port")
+        .and_then(Value::as_u64);
     match (ip, port) {
         (Some(ip), Some(port)) => Ok(SocketAddr::new(ip, port as u16)),
-        _ => Err(ApiError::Unavailable(format!("node {node} has not reported an address and daemon endpoint yet"))),
+        _ => Err(ApiError::Unavailable(format!(
+            "node {node} has not reported an address and daemon endpoint yet"
+        ))),
     }
 }
 
 /// Sends `GET path` to the node agent and streams its answer back.
 async fn forward(addr: SocketAddr, path: &str, node: &str) -> Result<Response, ApiError> {
     let unreachable = |e: &dyn std::fmt::Display| {
-        ApiError::Unavailable(format!("cannot reach the node agent of {node} at {addr}: {e}"))
+        ApiError::Unavailable(format!(
+            "cannot reach the node agent of {node} at {addr}: {e}"
+        ))
     };
-    let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| unreachable(&e))?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| unreachable(&e))?;
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| unreachable(&e))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| unreachable(&e))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "node connection ended");
@@ -114,10 +149,15 @@ async fn forward(addr: SocketAddr, path: &str, node: &str) -> Result<Response, A
         .header(header::HOST, addr.to_string())
         .body(Body::empty())
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let answer = sender.send_request(request).await.map_err(|e| unreachable(&e))?;
+    let answer = sender
+        .send_request(request)
+        .await
+        .map_err(|e| unreachable(&e))?;
     let (parts, body) = answer.into_parts();
     if parts.status != StatusCode::OK {
-        let bytes = axum::body::to_bytes(Body::new(body), 64 * 1024).await.unwrap_or_default();
+        let bytes = axum::body::to_bytes(Body::new(body), 64 * 1024)
+            .await
+            .unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes).trim().to_string();
         return Err(match parts.status {
             StatusCode::NOT_FOUND => ApiError::BadRequest(text),
@@ -125,7 +165,9 @@ async fn forward(addr: SocketAddr, path: &str, node: &str) -> Result<Response, A
         });
     }
     let mut response = Response::new(Body::new(body));
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     Ok(response)
 }
 
@@ -140,7 +182,10 @@ mod tests {
         assert_eq!(choose_container(&one, "p", None).unwrap(), "web");
         let two = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}], "initContainers": [{"name": "i"}]}});
         let e = choose_container(&two, "p", None).unwrap_err();
-        assert_eq!(e.to_string(), "a container name must be specified for pod p, choose one of: [a b]");
+        assert_eq!(
+            e.to_string(),
+            "a container name must be specified for pod p, choose one of: [a b]"
+        );
         assert_eq!(choose_container(&two, "p", Some("i")).unwrap(), "i");
         assert!(choose_container(&two, "p", Some("zz")).is_err());
     }

@@ -4,4 +4,5 @@
 //! namespace controller is owned by the API server itself, as kube-apiserver's namespace
 //! lifecycle is, and works on the [`ApiState`](crate::apiserver::ApiState) directly.
 
+pub mod binder;
 pub mod namespace;

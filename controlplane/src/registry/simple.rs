@@ -49,9 +49,13 @@ const POD_CIDR_END: u8 = 128;
 
 /// The first pod network no node in `existing` holds.
 fn free_pod_cidr(existing: &[std::sync::Arc<Value>]) -> Option<String> {
-    let used: Vec<&str> =
-        existing.iter().filter_map(|n| n.pointer("/spec/podCIDR").and_then(Value::as_str)).collect();
-    (POD_CIDR_FIRST..POD_CIDR_END).map(|b| format!("127.{b}.0.0/16")).find(|c| !used.contains(&c.as_str()))
+    let used: Vec<&str> = existing
+        .iter()
+        .filter_map(|n| n.pointer("/spec/podCIDR").and_then(Value::as_str))
+        .collect();
+    (POD_CIDR_FIRST..POD_CIDR_END)
+        .map(|b| format!("127.{b}.0.0/16"))
+        .find(|c| !used.contains(&c.as_str()))
 }
 
 impl Strategy for NodeStrategy {
@@ -65,7 +69,10 @@ impl Strategy for NodeStrategy {
     fn prepare_create(&self, obj: &mut Value, ctx: &CreateContext) {
         let Some(o) = obj.as_object_mut() else { return };
         let spec = child(o, "spec");
-        if spec.get("podCIDR").and_then(Value::as_str).is_none_or(str::is_empty)
+        if spec
+            .get("podCIDR")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
             && let Some(cidr) = free_pod_cidr(ctx.existing)
         {
             spec.insert("podCIDRs".into(), json!([cidr]));
@@ -73,12 +80,19 @@ impl Strategy for NodeStrategy {
         }
     }
     fn validate(&self, obj: &Value, old: Option<&Value>, causes: &mut Causes) {
-        let cidr = |v: &Value| v.pointer("/spec/podCIDR").and_then(Value::as_str).map(str::to_string);
+        let cidr = |v: &Value| {
+            v.pointer("/spec/podCIDR")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
         if let Some(old) = old
             && let Some(before) = cidr(old)
             && cidr(obj).is_some_and(|now| now != before)
         {
-            causes.forbidden("spec.podCIDR", "node updates may not change podCIDR except from \"\" to valid");
+            causes.forbidden(
+                "spec.podCIDR",
+                "node updates may not change podCIDR except from \"\" to valid",
+            );
         }
     }
     fn field_labels(&self) -> &'static [(&'static str, &'static str)] {
@@ -410,7 +424,12 @@ mod tests {
         NodeStrategy.prepare_create(&mut a, &CreateContext { existing: &[] });
         assert_eq!(a["spec"]["podCIDR"], "127.64.0.0/16");
         let mut b = json!({"metadata": {"name": "b"}});
-        NodeStrategy.prepare_create(&mut b, &CreateContext { existing: &[std::sync::Arc::new(a.clone())] });
+        NodeStrategy.prepare_create(
+            &mut b,
+            &CreateContext {
+                existing: &[std::sync::Arc::new(a.clone())],
+            },
+        );
         assert_eq!(b["spec"]["podCIDRs"], json!(["127.65.0.0/16"]));
         let mut moved = b.clone();
         moved["spec"]["podCIDR"] = json!("127.70.0.0/16");
