@@ -50,4 +50,8 @@ section "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 section "cargo test"
-cargo test --workspace
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace 2>&1 | tee "$log"
+# One closing line for the whole run (cargo's own last line is a doc-test binary's "0 passed").
+awk '/^test result:/ { p += $4; f += $6 } END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
