@@ -94,6 +94,8 @@ pub struct Config {
     pub max_watch: Duration,
     /// How often a terminating namespace with contents left is re-examined.
     pub namespace_retry: Duration,
+    /// The pod address range; each node gets a /16 of it.
+    pub cluster_cidr: crate::registry::ClusterCidr,
 }
 
 impl Default for Config {
@@ -106,6 +108,7 @@ impl Default for Config {
             bookmark_interval: options.bookmark_interval,
             max_watch: options.max_watch,
             namespace_retry: Duration::from_secs(1),
+            cluster_cidr: crate::registry::ClusterCidr::default(),
         }
     }
 }
@@ -165,6 +168,7 @@ impl ControlPlane {
             bookmark_interval: config.bookmark_interval,
             max_watch: config.max_watch,
             server_address: local.to_string(),
+            cluster_cidr: config.cluster_cidr,
         };
         let store: Arc<dyn Store> = Arc::new(store);
         let state = ApiState::new(store, options, shutdown.clone());

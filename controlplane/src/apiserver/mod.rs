@@ -46,6 +46,8 @@ pub struct Options {
     pub max_watch: Duration,
     /// The address clients are told to use (`serverAddressByClientCIDRs`).
     pub server_address: String,
+    /// The pod address range node IPAM hands /16s out of.
+    pub cluster_cidr: crate::registry::ClusterCidr,
 }
 
 impl Default for Options {
@@ -54,6 +56,7 @@ impl Default for Options {
             bookmark_interval: Duration::from_secs(60),
             max_watch: Duration::from_secs(1800),
             server_address: "127.0.0.1:6443".into(),
+            cluster_cidr: crate::registry::ClusterCidr::default(),
         }
     }
 }

@@ -303,6 +303,7 @@ pub async fn create(
         &mut object,
         &CreateContext {
             existing: &existing,
+            cluster_cidr: state.options.cluster_cidr,
         },
     );
     let mut causes = Causes::default();

@@ -56,10 +56,62 @@ pub trait Strategy: Send + Sync {
 }
 
 /// What a strategy may consult when preparing a new object.
+#[derive(Default)]
 pub struct CreateContext<'a> {
     /// Every existing object of the kind, in all namespaces, when [`Strategy::allocates`] says
     /// it is needed (ClusterIPs, NodePorts); empty otherwise.
     pub existing: &'a [std::sync::Arc<Value>],
+    /// The cluster's pod networks, from which each node gets a /16.
+    pub cluster_cidr: ClusterCidr,
+}
+
+/// The cluster's pod address range: the /16s `127.{first}.0.0` up to (not including)
+/// `127.{end}.0.0`, each node getting one (`--cluster-cidr`, default `127.64.0.0/10`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClusterCidr {
+    /// Second octet of the first /16.
+    pub first: u8,
+    /// Second octet one past the last /16.
+    pub end: u8,
+}
+
+impl Default for ClusterCidr {
+    fn default() -> Self {
+        Self {
+            first: 64,
+            end: 128,
+        }
+    }
+}
+
+impl std::str::FromStr for ClusterCidr {
+    type Err = String;
+    /// Parses `127.B.0.0/P` with P between 8 and 16 (a range of whole /16s inside 127/8).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "invalid cluster CIDR {s:?}: use 127.B.0.0/P with 8 <= P <= 16, e.g. 127.64.0.0/10"
+            )
+        };
+        let (ip, prefix) = s.split_once('/').ok_or_else(bad)?;
+        let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| bad())?;
+        let prefix: u32 = prefix.parse().map_err(|_| bad())?;
+        let [a, b, c, d] = ip.octets();
+        if a != 127 || c != 0 || d != 0 || !(8..=16).contains(&prefix) {
+            return Err(bad());
+        }
+        let size = 1u32 << (16 - prefix);
+        if u32::from(b) % size != 0 {
+            return Err(bad());
+        }
+        let end = u32::from(b) + size;
+        // 127.0.0.0/16 holds 127.0.0.1 and 127.0.0.53: never a pod network.
+        let first = b.max(1);
+        Ok(Self {
+            first,
+            end: end.min(255) as u8,
+        })
+    }
 }
 
 /// A kind with no behaviour beyond the generic registry's.

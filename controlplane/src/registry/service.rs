@@ -194,7 +194,13 @@ mod tests {
         let mut a = json!({"metadata": {"name": "a", "namespace": "default"},
             "spec": {"type": "NodePort", "ports": [{"port": 80}]}});
         ServiceStrategy.default(&mut a);
-        ServiceStrategy.prepare_create(&mut a, &CreateContext { existing: &[] });
+        ServiceStrategy.prepare_create(
+            &mut a,
+            &CreateContext {
+                existing: &[],
+                ..Default::default()
+            },
+        );
         assert_eq!(a["spec"]["ports"][0]["targetPort"], 80);
         assert_eq!(a["spec"]["ports"][0]["nodePort"], 30000);
         let existing = [Arc::new(a.clone())];
@@ -205,6 +211,7 @@ mod tests {
             &mut b,
             &CreateContext {
                 existing: &existing,
+                ..Default::default()
             },
         );
         assert_ne!(a["spec"]["clusterIP"], b["spec"]["clusterIP"]);

@@ -5,7 +5,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::meta::{child, default_field};
-use super::{Causes, CreateContext, Strategy};
+use super::{Causes, ClusterCidr, CreateContext, Strategy};
 
 /// Namespaces: a DNS label name, the `kubernetes` finalizer, `Active` at birth.
 pub struct NamespaceStrategy;
@@ -41,19 +41,15 @@ impl Strategy for NamespaceStrategy {
 /// Nodes: written by node agents; `spec.unschedulable` is a field selector.
 pub struct NodeStrategy;
 
-/// Pod networks are /16s of `127.64.0.0/10` (ARCHITECTURE D7): all of 127/8 routes to `lo`, so a
-/// pod IP needs no setup and no root, and this range avoids 127.0.0.1, 127.0.0.53 and 127.0.1.1.
-const POD_CIDR_FIRST: u8 = 64;
-/// One past the last second octet of the pod range (`127.127.0.0/16` is the last network).
-const POD_CIDR_END: u8 = 128;
-
-/// The first pod network no node in `existing` holds.
-fn free_pod_cidr(existing: &[std::sync::Arc<Value>]) -> Option<String> {
+/// The first pod network of the cluster's range no node in `existing` holds. Pod networks are
+/// /16s of 127/8 (ARCHITECTURE D7): all of it routes to `lo`, so a pod IP needs no setup and no
+/// root; the default range `127.64.0.0/10` avoids 127.0.0.1, 127.0.0.53 and 127.0.1.1.
+fn free_pod_cidr(existing: &[std::sync::Arc<Value>], range: ClusterCidr) -> Option<String> {
     let used: Vec<&str> = existing
         .iter()
         .filter_map(|n| n.pointer("/spec/podCIDR").and_then(Value::as_str))
         .collect();
-    (POD_CIDR_FIRST..POD_CIDR_END)
+    (range.first..range.end)
         .map(|b| format!("127.{b}.0.0/16"))
         .find(|c| !used.contains(&c.as_str()))
 }
@@ -73,7 +69,7 @@ impl Strategy for NodeStrategy {
             .get("podCIDR")
             .and_then(Value::as_str)
             .is_none_or(str::is_empty)
-            && let Some(cidr) = free_pod_cidr(ctx.existing)
+            && let Some(cidr) = free_pod_cidr(ctx.existing, ctx.cluster_cidr)
         {
             spec.insert("podCIDRs".into(), json!([cidr]));
             spec.insert("podCIDR".into(), json!(cidr));
@@ -419,15 +415,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cluster_cidr_parses_whole_slash_16_ranges_inside_loopback() {
+        assert_eq!(
+            "127.64.0.0/10".parse(),
+            Ok(ClusterCidr {
+                first: 64,
+                end: 128
+            })
+        );
+        assert_eq!(
+            "127.80.0.0/14".parse(),
+            Ok(ClusterCidr { first: 80, end: 84 })
+        );
+        assert_eq!("127.0.0.0/14".parse(), Ok(ClusterCidr { first: 1, end: 4 }));
+        assert!("10.0.0.0/8".parse::<ClusterCidr>().is_err());
+        assert!("127.65.0.0/10".parse::<ClusterCidr>().is_err());
+        let mut n = json!({"metadata": {"name": "n"}});
+        let ctx = CreateContext {
+            cluster_cidr: ClusterCidr { first: 80, end: 84 },
+            ..Default::default()
+        };
+        NodeStrategy.prepare_create(&mut n, &ctx);
+        assert_eq!(n["spec"]["podCIDR"], "127.80.0.0/16");
+    }
+
+    #[test]
     fn nodes_get_distinct_pod_networks_that_never_change() {
         let mut a = json!({"metadata": {"name": "a"}});
-        NodeStrategy.prepare_create(&mut a, &CreateContext { existing: &[] });
+        NodeStrategy.prepare_create(
+            &mut a,
+            &CreateContext {
+                existing: &[],
+                ..Default::default()
+            },
+        );
         assert_eq!(a["spec"]["podCIDR"], "127.64.0.0/16");
         let mut b = json!({"metadata": {"name": "b"}});
         NodeStrategy.prepare_create(
             &mut b,
             &CreateContext {
                 existing: &[std::sync::Arc::new(a.clone())],
+                ..Default::default()
             },
         );
         assert_eq!(b["spec"]["podCIDRs"], json!(["127.65.0.0/16"]));
