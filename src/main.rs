@@ -53,6 +53,9 @@ struct ServerArgs {
     /// How often a terminating namespace with objects left in it is re-examined.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     namespace_retry_interval: Duration,
+    /// The pod address range inside 127/8; each node gets a /16 of it.
+    #[arg(long, default_value = "127.64.0.0/10")]
+    cluster_cidr: controlplane::registry::ClusterCidr,
 }
 
 #[derive(Args, Debug)]
@@ -100,6 +103,7 @@ impl ServerArgs {
             bookmark_interval: self.bookmark_interval,
             max_watch: self.max_watch_duration,
             namespace_retry: self.namespace_retry_interval,
+            cluster_cidr: self.cluster_cidr,
         }
     }
 }
