@@ -30,6 +30,17 @@ echo "== wasmkube get deploy,svc,cm -n demo"
 echo "== wasmkube scale deployment/web --replicas 2 -n demo"
 "$bin" scale deployment/web --replicas 2 -n demo
 "$bin" get deploy web -n demo -o wide
+echo "== a pod: two containers meeting on localhost:80 (examples/pod.yaml)"
+"$bin" apply -f examples/pod.yaml
+for _ in $(seq 1 100); do
+  "$bin" get pod web-and-client -o wide 2>/dev/null | grep -q Running && break
+  sleep 0.1
+done
+"$bin" get pods -o wide
+sleep 2
+echo "== kubectl logs web-and-client -c client (the web container's page, fetched over localhost)"
+kubectl_logs() { curl -s "$(grep -o 'http://[0-9.:]*' "$log" | head -1)/api/v1/namespaces/default/pods/web-and-client/log?container=client&tailLines=5"; }
+kubectl_logs
 echo
 echo "The cluster is running: export KUBECONFIG=$KUBECONFIG and use kubectl or wasmkube."
 echo "Ctrl-C stops it."

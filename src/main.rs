@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use controlplane::server::{self, ControlPlane};
+use tokio_util::sync::CancellationToken;
+
+mod node;
 
 /// Kubernetes' desired-state model, with WebAssembly instances for containers.
 #[derive(Parser, Debug)]
@@ -28,6 +31,8 @@ enum Command {
     Server(ServerArgs),
     /// Run a whole cluster in one process: the control plane and `--nodes` node agents.
     Up(UpArgs),
+    /// Run a node agent that joins the cluster at `--server`.
+    Node(NodeCmd),
     #[command(flatten)]
     Client(cli::Command),
 }
@@ -62,9 +67,33 @@ struct ServerArgs {
 struct UpArgs {
     #[command(flatten)]
     server: ServerArgs,
-    /// How many node agents to run in this process.
+    #[command(flatten)]
+    node: node::NodeArgs,
+    /// How many node agents to run in this process (node i is `node-i` at 127.1.i.1).
     #[arg(long, default_value_t = 1)]
     nodes: u32,
+    /// How often the stand-in scheduler re-checks pending pods.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    binder_resync: Duration,
+}
+
+#[derive(Args, Debug)]
+struct NodeCmd {
+    #[command(flatten)]
+    node: node::NodeArgs,
+    /// The API server to join.
+    #[arg(long)]
+    server: String,
+    /// The Node's name [default: the host name].
+    #[arg(long)]
+    name: Option<String>,
+    /// The node's address (its InternalIP, where pods' hostIP and the log endpoint are).
+    #[arg(long, default_value = "127.0.0.1")]
+    address: std::net::Ipv4Addr,
+    /// Where pod directories, pod IPs and the compile cache live
+    /// [default: ${XDG_DATA_HOME:-~/.local/share}/wasmkube/nodes/NAME].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 /// Parses `500ms`, `10s`, `5m`, `1h` (a bare number is seconds).
@@ -129,12 +158,9 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Server(args) => serve(args.config(), None)
-                .await
-                .map_err(anyhow::Error::from),
-            Command::Up(args) => serve(args.server.config(), Some(args.nodes))
-                .await
-                .map_err(anyhow::Error::from),
+            Command::Server(args) => serve(args.config()).await.map_err(anyhow::Error::from),
+            Command::Up(args) => up(args).await,
+            Command::Node(args) => join(args).await,
             Command::Client(command) => cli::run(command, cli.kubeconfig).await,
         }
     });
@@ -150,21 +176,75 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Runs the control plane (and, for `up`, the node agents) until Ctrl-C or SIGTERM.
-async fn serve(config: server::Config, nodes: Option<u32>) -> Result<(), server::Error> {
+/// Runs the control plane until Ctrl-C or SIGTERM.
+async fn serve(config: server::Config) -> Result<(), server::Error> {
     let plane = ControlPlane::start(config).await?;
     println!("wasmkube: API server ready at {}", plane.url);
-    if let Some(nodes) = nodes {
-        println!(
-            "wasmkube: cluster up ({nodes} node(s) requested; node agents arrive with the node agent issue, so pods stay Pending)"
-        );
-        println!("export KUBECONFIG={}", plane.kubeconfig.display());
-    } else {
-        println!("wasmkube: kubeconfig at {}", plane.kubeconfig.display());
-    }
+    println!("wasmkube: kubeconfig at {}", plane.kubeconfig.display());
     wait_for_signal().await;
     eprintln!("wasmkube: shutting down");
     plane.stop().await;
+    Ok(())
+}
+
+/// `wasmkube up`: the control plane, the stand-in scheduler and `--nodes` node agents in one
+/// process sharing one wasm engine, until Ctrl-C or SIGTERM.
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let config = args.server.config();
+    let data_dir = config.data_dir.clone();
+    let (runtime, images) = args.node.runtime(&data_dir, args.nodes)?;
+    let mut plane = ControlPlane::start(config).await?;
+    plane.start_binder(args.binder_resync);
+    println!("wasmkube: API server ready at {}", plane.url);
+    let agents = CancellationToken::new();
+    let mut tasks = Vec::new();
+    for i in 1..=args.nodes.clamp(1, 254) {
+        let name = format!("node-{i}");
+        let address = std::net::Ipv4Addr::new(127, 1, i as u8, 1);
+        let dir = data_dir.join("nodes").join(&name);
+        let node_config = args.node.config(name, address, dir)?;
+        let client = plane.client();
+        tasks.push(node::spawn_agent(
+            client,
+            runtime.clone(),
+            images.clone(),
+            node_config,
+            agents.clone(),
+        ));
+    }
+    println!("wasmkube: cluster up with {} node(s)", args.nodes);
+    println!("export KUBECONFIG={}", plane.kubeconfig.display());
+    wait_for_signal().await;
+    eprintln!("wasmkube: shutting down");
+    agents.cancel();
+    for task in tasks {
+        let _ = task.await;
+    }
+    plane.stop().await;
+    Ok(())
+}
+
+/// `wasmkube node`: one node agent joining the cluster at `--server`.
+async fn join(args: NodeCmd) -> anyhow::Result<()> {
+    let url: http::Uri = args
+        .server
+        .parse()
+        .map_err(|e| anyhow::anyhow!("invalid --server {:?}: {e}", args.server))?;
+    let client = kube::Client::try_from(kube::Config::new(url))?;
+    let name = args
+        .name
+        .unwrap_or_else(|| runtime::node::NodeConfig::default().name);
+    let data_dir = args
+        .data_dir
+        .unwrap_or_else(|| server::default_data_dir().join("nodes").join(&name));
+    let config = args.node.config(name, args.address, data_dir)?;
+    let (runtime, images) = args.node.runtime(&config.data_dir, 1)?;
+    let shutdown = CancellationToken::new();
+    let agent = node::spawn_agent(client, runtime, images, config, shutdown.clone());
+    println!("wasmkube: node agent started (server {})", args.server);
+    wait_for_signal().await;
+    shutdown.cancel();
+    let _ = agent.await;
     Ok(())
 }
 

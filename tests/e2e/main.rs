@@ -10,6 +10,7 @@ mod cli;
 mod errors;
 mod http;
 mod kubectl;
+mod pods;
 mod python;
 mod restart;
 mod support;

@@ -184,9 +184,9 @@ struct Server {
 }
 
 impl Server {
-    fn start(data_dir: &Path) -> Server {
+    fn start(data_dir: &Path, command: &[String]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wasmkube"))
-            .arg("server")
+            .args(command)
             .args(["--port", "0", "--data-dir"])
             .arg(data_dir)
             .env("XDG_DATA_HOME", data_dir.join("xdg"))
@@ -298,20 +298,29 @@ pub struct Cluster {
     dir: tempfile::TempDir,
     server: Option<Server>,
     kubectl: Option<PathBuf>,
+    /// `server`, or `up` with its flags.
+    command: Vec<String>,
 }
 
 impl Cluster {
     /// Starts a server on a random port; only the `wasmkube` CLI and raw HTTP are available.
     pub fn start() -> Cluster {
+        Cluster::start_with(&["server"])
+    }
+
+    /// Starts `wasmkube COMMAND...` (e.g. `up --nodes 1 ...`) with a random API port.
+    pub fn start_with(command: &[&str]) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("wasmkube-e2e-")
             .tempdir()
             .expect("temp data dir");
-        let server = Server::start(dir.path());
+        let command: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+        let server = Server::start(dir.path(), &command);
         let cluster = Cluster {
             dir,
             server: Some(server),
             kubectl: None,
+            command,
         };
         eventually(Duration::from_secs(5), || {
             let path = cluster.kubeconfig();
@@ -328,6 +337,29 @@ impl Cluster {
     pub fn with_kubectl(test: &str) -> Option<Cluster> {
         let kubectl = kubectl_path(test)?;
         let mut cluster = Cluster::start();
+        cluster.kubectl = Some(kubectl);
+        Some(cluster)
+    }
+
+    /// Starts a whole cluster (`wasmkube up` with node agents, timers shortened by `extra`
+    /// flags) and finds kubectl 1.37; `None` when kubectl is missing outside CI.
+    pub fn up_with_kubectl(test: &str, extra: &[&str]) -> Option<Cluster> {
+        let kubectl = kubectl_path(test)?;
+        // Clusters of one test run share the loopback network: each gets its own pod range.
+        static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+        let block = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 16;
+        let cidr = format!("127.{}.0.0/14", 64 + 4 * block);
+        let mut command = vec![
+            "up",
+            "--kubelet-port",
+            "0",
+            "--binder-resync",
+            "1s",
+            "--cluster-cidr",
+            &cidr,
+        ];
+        command.extend_from_slice(extra);
+        let mut cluster = Cluster::start_with(&command);
         cluster.kubectl = Some(kubectl);
         Some(cluster)
     }
@@ -452,7 +484,7 @@ impl Cluster {
     /// Starts the server again on the same data directory (after [`Cluster::stop`]).
     pub fn restart(&mut self) {
         assert!(self.server.is_none(), "stop the server first");
-        self.server = Some(Server::start(self.dir.path()));
+        self.server = Some(Server::start(self.dir.path(), &self.command));
     }
 
     /// The last few KiB the server wrote to stderr.

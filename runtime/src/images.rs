@@ -1,0 +1,607 @@
+//! Images: what a container's `image:` field names, and where its WebAssembly comes from.
+//!
+//! A [`Reference`] parses the way Docker parses image names (ARCHITECTURE D12): the first `/`
+//! component is a registry host only if it contains `.` or `:` or is `localhost`, the tag
+//! defaults to `latest`, and `@sha256:...` pins a digest. `file:///abs/path.wasm` names a host
+//! file instead.
+//!
+//! An [`ImageSource`] turns a reference into an [`Image`] (bytes plus their sha256 digest). The
+//! built-in [`Catalog`] serves the guests compiled from `wasm-examples/` by `build.rs`
+//! (`wasmkube/web`, `wasmkube/toolbox`, `wasmkube/crash`, `wasmkube/stress`); [`FileSource`]
+//! reads `file://` paths and is off unless the node operator enables it, since a pod author
+//! must not read arbitrary host files. [`Images`] chains sources in lookup order.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use sha2::{Digest as _, Sha256};
+
+/// Everything that can go wrong while resolving an image.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The reference is not a valid image name.
+    #[error("invalid image reference {reference:?}: {reason}")]
+    InvalidReference {
+        /// The reference as written.
+        reference: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// No source knows the image.
+    #[error("image {reference} not found")]
+    NotFound {
+        /// The reference as written.
+        reference: String,
+    },
+    /// The image exists but not with the digest the reference pins.
+    #[error("image {reference} has digest {actual}, not the pinned one")]
+    DigestMismatch {
+        /// The reference as written.
+        reference: String,
+        /// The digest of the bytes found.
+        actual: String,
+    },
+    /// A `file://` image was asked for but the node does not allow them.
+    #[error("file:// images are disabled on this node (image {reference})")]
+    FileImagesDisabled {
+        /// The reference as written.
+        reference: String,
+    },
+    /// Reading a `file://` image failed.
+    #[error("reading image file {path}")]
+    ReadFile {
+        /// The host path.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A parsed image reference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Reference {
+    /// A registry-style name such as `wasmkube/web`, `localhost:5000/app:v1`, `x@sha256:..`.
+    Name(ImageName),
+    /// `file:///absolute/path.wasm`.
+    File(PathBuf),
+}
+
+/// A registry-style image name, split the way Docker splits it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ImageName {
+    /// The registry host (with port), or `None` for the default registry (also written
+    /// `docker.io`).
+    pub registry: Option<String>,
+    /// The repository path, e.g. `wasmkube/web` (`library/` is dropped for the default
+    /// registry, as `nginx` and `docker.io/library/nginx` are the same image).
+    pub repository: String,
+    /// The tag; `None` when the reference has none (then `latest`, unless a digest pins it).
+    pub tag: Option<String>,
+    /// The pinned digest, `sha256:<64 hex>`.
+    pub digest: Option<String>,
+}
+
+impl ImageName {
+    /// The tag that applies: the explicit one, else `latest`.
+    pub fn tag_or_latest(&self) -> &str {
+        self.tag.as_deref().unwrap_or("latest")
+    }
+}
+
+impl fmt::Display for ImageName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(registry) = &self.registry {
+            write!(f, "{registry}/")?;
+        }
+        write!(f, "{}", self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reference::Name(name) => name.fmt(f),
+            Reference::File(path) => write!(f, "file://{}", path.display()),
+        }
+    }
+}
+
+impl std::str::FromStr for Reference {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Reference::parse(s)
+    }
+}
+
+impl Reference {
+    /// Parses an image reference as Docker does, or a `file://` URL.
+    pub fn parse(reference: &str) -> Result<Reference, Error> {
+        let invalid = |reason| Error::InvalidReference {
+            reference: reference.to_string(),
+            reason,
+        };
+        if let Some(path) = reference.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                return Err(invalid("file:// references need an absolute path"));
+            }
+            return Ok(Reference::File(PathBuf::from(path)));
+        }
+        if reference.is_empty() {
+            return Err(invalid("empty reference"));
+        }
+        if reference.len() > 255 + 128 + 72 {
+            return Err(invalid("reference too long"));
+        }
+
+        let (rest, digest) = match reference.split_once('@') {
+            Some((rest, digest)) => {
+                let hex = digest
+                    .strip_prefix("sha256:")
+                    .ok_or_else(|| invalid("only sha256 digests are supported"))?;
+                if hex.len() != 64
+                    || !hex
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                {
+                    return Err(invalid("a sha256 digest is 64 lowercase hex digits"));
+                }
+                (rest, Some(digest.to_string()))
+            }
+            None => (reference, None),
+        };
+
+        // The tag is after the last ':' that follows the last '/' (a ':' before it is a port).
+        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+            None => (rest, None),
+        };
+        if let Some(tag) = tag
+            && !valid_tag(tag)
+        {
+            return Err(invalid(
+                "a tag is up to 128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
+            ));
+        }
+
+        let (registry, path) = match name.split_once('/') {
+            Some((first, path)) if first.contains(['.', ':']) || first == "localhost" => {
+                (Some(first), path)
+            }
+            _ => (None, name),
+        };
+        if let Some(registry) = registry
+            && !registry
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        {
+            return Err(invalid("invalid registry host"));
+        }
+        if path.is_empty() || !path.split('/').all(valid_path_component) {
+            return Err(invalid(
+                "a repository is lowercase [a-z0-9] components separated by '/', '.', '_', '__' or '-'",
+            ));
+        }
+
+        let (registry, repository) = match registry {
+            None | Some("docker.io" | "index.docker.io") => (
+                None,
+                path.strip_prefix("library/").unwrap_or(path).to_string(),
+            ),
+            Some(host) => (Some(host.to_string()), path.to_string()),
+        };
+        Ok(Reference::Name(ImageName {
+            registry,
+            repository,
+            tag: tag.map(str::to_string),
+            digest,
+        }))
+    }
+}
+
+/// `[a-z0-9]+` separated by one `.`, one or two `_`, or any number of `-`.
+fn valid_path_component(c: &str) -> bool {
+    let bytes = c.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        if alnum(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && !alnum(bytes[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+fn valid_tag(tag: &str) -> bool {
+    let ok_char = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-';
+    !tag.is_empty() && tag.len() <= 128 && !tag.starts_with(['.', '-']) && tag.bytes().all(ok_char)
+}
+
+/// A resolved image: the bytes of a wasm component or core module, and their identity.
+#[derive(Clone)]
+pub struct Image {
+    /// The canonical name, e.g. `wasmkube/web:latest` or `file:///srv/app.wasm`.
+    pub name: String,
+    /// `sha256:<hex>` of [`Image::bytes`]; the compile cache is keyed by it.
+    pub digest: String,
+    /// The WebAssembly binary.
+    pub bytes: Arc<[u8]>,
+}
+
+impl Image {
+    /// Wraps bytes under a name, computing their digest.
+    pub fn from_bytes(name: impl Into<String>, bytes: impl Into<Arc<[u8]>>) -> Image {
+        let bytes = bytes.into();
+        Image {
+            name: name.into(),
+            digest: digest_of(&bytes),
+            bytes,
+        }
+    }
+
+    /// The last path component of the name without tag or digest (`web` for
+    /// `wasmkube/web:latest`): a sensible `argv[0]` when a pod gives no command.
+    pub fn short_name(&self) -> &str {
+        let name = self.name.rsplit('/').next().unwrap_or(&self.name);
+        let name = name.split('@').next().unwrap_or(name);
+        let name = name.split(':').next().unwrap_or(name);
+        name.strip_suffix(".wasm").unwrap_or(name)
+    }
+}
+
+impl fmt::Debug for Image {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Image")
+            .field("name", &self.name)
+            .field("digest", &self.digest)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+/// `sha256:<lowercase hex>` of some bytes, the digest format of OCI.
+pub fn digest_of(bytes: &[u8]) -> String {
+    let hash = Sha256::digest(bytes);
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in hash {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Somewhere images come from: the built-in catalog, host files, later an OCI registry.
+#[async_trait]
+pub trait ImageSource: Send + Sync {
+    /// Finds the image a reference names. [`Error::NotFound`] means "not mine": [`Images`]
+    /// then asks the next source; any other error stops the lookup.
+    async fn resolve(&self, reference: &Reference) -> Result<Image, Error>;
+}
+
+/// The guests built into this binary, each `(repository, bytes)`.
+const BUILT_IN: [(&str, &[u8]); 4] = [
+    ("wasmkube/web", include_bytes!(env!("WASMKUBE_GUEST_WEB"))),
+    (
+        "wasmkube/toolbox",
+        include_bytes!(env!("WASMKUBE_GUEST_TOOLBOX")),
+    ),
+    (
+        "wasmkube/crash",
+        include_bytes!(env!("WASMKUBE_GUEST_CRASH")),
+    ),
+    (
+        "wasmkube/stress",
+        include_bytes!(env!("WASMKUBE_GUEST_STRESS")),
+    ),
+];
+
+/// The built-in catalog: `wasmkube/web`, `wasmkube/toolbox`, `wasmkube/crash` and
+/// `wasmkube/stress`, tag `latest` (implied), compiled from `wasm-examples/` by `build.rs`.
+#[derive(Default)]
+pub struct Catalog {
+    /// Images built on first use: hashing ~1 MB of wasm is not free, and most processes
+    /// never ask for all of them.
+    images: [OnceLock<Image>; BUILT_IN.len()],
+}
+
+impl Catalog {
+    /// A catalog of the built-in guests.
+    pub fn new() -> Catalog {
+        Catalog::default()
+    }
+
+    /// The repository names the catalog serves.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        BUILT_IN.iter().map(|(name, _)| *name)
+    }
+
+    /// The image of a built-in repository (`wasmkube/web`), if there is one.
+    pub fn get(&self, repository: &str) -> Option<Image> {
+        let i = BUILT_IN.iter().position(|(name, _)| *name == repository)?;
+        let (name, bytes) = BUILT_IN[i];
+        Some(
+            self.images[i]
+                .get_or_init(|| Image::from_bytes(format!("{name}:latest"), bytes))
+                .clone(),
+        )
+    }
+
+    fn lookup(&self, reference: &Reference) -> Result<Image, Error> {
+        let not_found = || Error::NotFound {
+            reference: reference.to_string(),
+        };
+        let Reference::Name(name) = reference else {
+            return Err(not_found());
+        };
+        if name.registry.is_some() || name.tag_or_latest() != "latest" {
+            return Err(not_found());
+        }
+        let image = self.get(&name.repository).ok_or_else(not_found)?;
+        match &name.digest {
+            Some(digest) if *digest != image.digest => Err(Error::DigestMismatch {
+                reference: reference.to_string(),
+                actual: image.digest,
+            }),
+            _ => Ok(image),
+        }
+    }
+}
+
+#[async_trait]
+impl ImageSource for Catalog {
+    async fn resolve(&self, reference: &Reference) -> Result<Image, Error> {
+        self.lookup(reference)
+    }
+}
+
+/// `file:///path.wasm` images, read from the host. Off by default: only a node flag should
+/// turn it on, since it lets a pod author read any file the agent can.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FileSource {
+    enabled: bool,
+}
+
+impl FileSource {
+    /// A source that serves `file://` references only when `enabled`; otherwise it answers
+    /// them with [`Error::FileImagesDisabled`] so the pod says why.
+    pub fn new(enabled: bool) -> FileSource {
+        FileSource { enabled }
+    }
+}
+
+#[async_trait]
+impl ImageSource for FileSource {
+    async fn resolve(&self, reference: &Reference) -> Result<Image, Error> {
+        let Reference::File(path) = reference else {
+            return Err(Error::NotFound {
+                reference: reference.to_string(),
+            });
+        };
+        if !self.enabled {
+            return Err(Error::FileImagesDisabled {
+                reference: reference.to_string(),
+            });
+        }
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::NotFound => Error::NotFound {
+                    reference: reference.to_string(),
+                },
+                _ => Error::ReadFile {
+                    path: path.clone(),
+                    source,
+                },
+            })?;
+        Ok(Image::from_bytes(reference.to_string(), bytes))
+    }
+}
+
+/// Image sources asked in order; the first that knows the reference answers.
+#[derive(Clone, Default)]
+pub struct Images {
+    sources: Vec<Arc<dyn ImageSource>>,
+}
+
+impl Images {
+    /// No sources at all: every lookup is [`Error::NotFound`].
+    pub fn empty() -> Images {
+        Images::default()
+    }
+
+    /// The node default: the built-in catalog, then `file://` paths if `allow_files`.
+    pub fn builtin(allow_files: bool) -> Images {
+        Images::empty()
+            .with(Catalog::new())
+            .with(FileSource::new(allow_files))
+    }
+
+    /// Appends a source, asked after the ones already there.
+    pub fn with(mut self, source: impl ImageSource + 'static) -> Images {
+        self.sources.push(Arc::new(source));
+        self
+    }
+
+    /// Parses and resolves a reference as written in a pod spec.
+    pub async fn resolve_str(&self, reference: &str) -> Result<Image, Error> {
+        self.resolve(&Reference::parse(reference)?).await
+    }
+}
+
+#[async_trait]
+impl ImageSource for Images {
+    async fn resolve(&self, reference: &Reference) -> Result<Image, Error> {
+        for source in &self.sources {
+            match source.resolve(reference).await {
+                Err(Error::NotFound { .. }) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::NotFound {
+            reference: reference.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> ImageName {
+        match Reference::parse(s).unwrap() {
+            Reference::Name(n) => n,
+            Reference::File(p) => panic!("{s} parsed as file {p:?}"),
+        }
+    }
+
+    #[test]
+    fn default_registry_and_implied_latest() {
+        let n = name("wasmkube/web");
+        assert_eq!(
+            (n.registry, n.repository.as_str(), n.tag, n.digest),
+            (None, "wasmkube/web", None, None)
+        );
+        assert_eq!(name("wasmkube/web").tag_or_latest(), "latest");
+    }
+
+    #[test]
+    fn first_component_is_a_host_only_with_dot_colon_or_localhost() {
+        assert_eq!(name("localhost/app").registry.as_deref(), Some("localhost"));
+        assert_eq!(
+            name("localhost:5000/app:v1").registry.as_deref(),
+            Some("localhost:5000")
+        );
+        assert_eq!(name("ghcr.io/org/app").registry.as_deref(), Some("ghcr.io"));
+        let n = name("wasmkube/web:v2");
+        assert_eq!((n.registry, n.tag.as_deref()), (None, Some("v2")));
+    }
+
+    #[test]
+    fn port_colon_is_not_a_tag() {
+        let n = name("registry:5000/app");
+        assert_eq!(
+            (n.registry.as_deref(), n.repository.as_str(), n.tag),
+            (Some("registry:5000"), "app", None)
+        );
+    }
+
+    #[test]
+    fn docker_io_and_library_are_the_default() {
+        assert_eq!(name("docker.io/library/nginx:1.27"), name("nginx:1.27"));
+        assert_eq!(name("index.docker.io/wasmkube/web"), name("wasmkube/web"));
+    }
+
+    #[test]
+    fn digest_references() {
+        let d = format!("sha256:{}", "ab".repeat(32));
+        let n = name(&format!("wasmkube/web@{d}"));
+        assert_eq!((n.tag, n.digest.as_deref()), (None, Some(d.as_str())));
+        let n = name(&format!("wasmkube/web:latest@{d}"));
+        assert_eq!(n.tag.as_deref(), Some("latest"));
+        assert_eq!(n.to_string(), format!("wasmkube/web:latest@{d}"));
+    }
+
+    #[test]
+    fn rejects_bad_references() {
+        for bad in [
+            "",
+            "Web",
+            "web:",
+            "web@sha256:12",
+            "web@md5:00",
+            "a//b",
+            "-web",
+            "web:.x",
+            "file://relative",
+        ] {
+            assert!(
+                matches!(Reference::parse(bad), Err(Error::InvalidReference { .. })),
+                "{bad:?} parsed"
+            );
+        }
+    }
+
+    #[test]
+    fn file_references() {
+        assert_eq!(
+            Reference::parse("file:///srv/app.wasm").unwrap(),
+            Reference::File("/srv/app.wasm".into())
+        );
+    }
+
+    #[test]
+    fn separators_in_path_components() {
+        for ok in ["a.b", "a_b", "a__b", "a---b", "a1"] {
+            assert!(valid_path_component(ok), "{ok}");
+        }
+        for bad in ["a..b", "a___b", "a_-b", "_a", "a-"] {
+            assert!(!valid_path_component(bad), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn catalog_serves_builtins_by_name_and_digest() {
+        let images = Images::builtin(false);
+        let web = images.resolve_str("wasmkube/web").await.unwrap();
+        assert_eq!(web.name, "wasmkube/web:latest");
+        assert_eq!(web.short_name(), "web");
+        assert_eq!(web.digest, digest_of(&web.bytes));
+        let pinned = images
+            .resolve_str(&format!("wasmkube/web@{}", web.digest))
+            .await
+            .unwrap();
+        assert_eq!(pinned.digest, web.digest);
+        let wrong = format!("wasmkube/web@sha256:{}", "0".repeat(64));
+        assert!(matches!(
+            images.resolve_str(&wrong).await,
+            Err(Error::DigestMismatch { .. })
+        ));
+        assert!(matches!(
+            images.resolve_str("wasmkube/web:v9").await,
+            Err(Error::NotFound { .. })
+        ));
+        assert!(matches!(
+            images.resolve_str("nginx").await,
+            Err(Error::NotFound { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn file_images_are_off_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.wasm");
+        std::fs::write(&path, b"\0asm\x01\0\0\0").unwrap();
+        let reference = format!("file://{}", path.display());
+        let off = Images::builtin(false).resolve_str(&reference).await;
+        assert!(
+            matches!(off, Err(Error::FileImagesDisabled { .. })),
+            "{off:?}"
+        );
+        let on = Images::builtin(true).resolve_str(&reference).await.unwrap();
+        assert_eq!((on.short_name(), on.bytes.len()), ("x", 8));
+    }
+}

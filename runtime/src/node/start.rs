@@ -1,0 +1,280 @@
+//! Starting one container of a pod: resolve the image ("pull"), build env and mounts, wipe
+//! the ephemeral root, open the log, and hand a [`ContainerSpec`] to the runtime on a task
+//! the worker joins.
+//!
+//! A failure before the instance exists leaves the container waiting with the kubelet's
+//! reason (`ErrImagePull`/`ImagePullBackOff`, `CreateContainerConfigError`,
+//! `CreateContainerError`) and a `Failed` event, and is retried after `backoff_base`.
+
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::Container;
+use tokio_util::sync::CancellationToken;
+
+use super::config::quantity_bytes;
+use super::env::{self, PodFacts, Sources};
+use super::events::{EventType, container_field_path};
+use super::logs::Stream;
+use super::sandbox;
+use super::worker::Worker;
+use crate::images::{Image, Reference, digest_of};
+use crate::wasm::{ContainerSpec, PodNetwork};
+
+/// Why a container could not be created: the waiting reason and the message.
+struct Failure {
+    reason: &'static str,
+    message: String,
+}
+
+fn failure(reason: &'static str) -> impl FnOnce(String) -> Failure {
+    move |message| Failure { reason, message }
+}
+
+/// `name@sha256:...` without the tag: the `imageID` of a container status.
+pub fn image_id(image: &Image) -> String {
+    let name = image.name.split('@').next().unwrap_or(&image.name);
+    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+    let repository = match name[last_slash..].rfind(':') {
+        Some(i) if !name.starts_with("file://") => &name[..last_slash + i],
+        _ => name,
+    };
+    format!("{repository}@{}", image.digest)
+}
+
+impl Worker {
+    /// What env and downward-API volumes need to know about this pod on this node.
+    pub(super) fn facts(&self) -> PodFacts {
+        let c = &self.ctx.config;
+        PodFacts {
+            pod_ip: self.pod_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            host_ip: c.address.to_string(),
+            node_name: c.name.clone(),
+            node_cpu_millis: c.cpu_millis,
+            node_memory_bytes: c.memory_bytes,
+        }
+    }
+
+    /// Starts container `index` (of the init containers if `init`).
+    pub(super) async fn start(&mut self, init: bool, index: usize) {
+        let records = if init { &self.init } else { &self.containers };
+        let Some(name) = records.get(index).map(|r| r.name.clone()) else {
+            return;
+        };
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let list = if init {
+            spec.init_containers.unwrap_or_default()
+        } else {
+            spec.containers
+        };
+        let Some(container) = list.into_iter().find(|c| c.name == name) else {
+            return;
+        };
+        let field = Some(container_field_path(&name, init));
+        match self.launch(init, index, &container).await {
+            Ok(()) => {
+                self.event(
+                    field.clone(),
+                    EventType::Normal,
+                    "Created",
+                    format!("Created container: {name}"),
+                );
+                self.event(
+                    field,
+                    EventType::Normal,
+                    "Started",
+                    format!("Started container {name}"),
+                );
+            }
+            Err(Failure { reason, message }) => {
+                tracing::warn!(container = %name, reason, %message, "container not started");
+                let event = if reason == "ErrImagePull" || reason == "ImagePullBackOff" {
+                    format!(
+                        "Failed to pull image {:?}: {message}",
+                        container.image.clone().unwrap_or_default()
+                    )
+                } else {
+                    format!("Error: {message}")
+                };
+                self.event(field, EventType::Warning, "Failed", event);
+                let retry = Some(Instant::now() + self.ctx.config.backoff_base);
+                let records = if init {
+                    &mut self.init
+                } else {
+                    &mut self.containers
+                };
+                records[index].waiting(reason, Some(message), retry);
+            }
+        }
+    }
+
+    async fn launch(
+        &mut self,
+        init: bool,
+        index: usize,
+        container: &Container,
+    ) -> Result<(), Failure> {
+        let name = container.name.clone();
+        let field = Some(container_field_path(&name, init));
+        let image = self.pull(init, index, container).await?;
+        self.event(
+            field,
+            EventType::Normal,
+            "Pulled",
+            format!(
+                "Container image {:?} already present on machine",
+                container.image.clone().unwrap_or_default()
+            ),
+        );
+
+        let sources = self
+            .env_sources(container)
+            .await
+            .map_err(failure("CreateContainerConfigError"))?;
+        let facts = self.facts();
+        let env = env::resolve(&self.pod, container, &facts, &sources)
+            .map_err(|e| failure("CreateContainerConfigError")(e.to_string()))?;
+        let mounts = sandbox::mounts(container, &self.volumes, self.service_account.as_deref())
+            .map_err(|e| failure("CreateContainerConfigError")(e.to_string()))?;
+        let pod_ip = self
+            .pod_ip
+            .ok_or_else(|| failure("CreateContainerError")("the pod has no IP".into()))?;
+        let root = self
+            .dirs
+            .fresh_root(&name)
+            .map_err(|e| failure("CreateContainerError")(e.to_string()))?;
+
+        let records = if init {
+            &mut self.init
+        } else {
+            &mut self.containers
+        };
+        let start = records[index].next_start();
+        let log = self
+            .ctx
+            .logs
+            .start(&self.namespace, &self.name, &name, start)
+            .map_err(|e| failure("CreateContainerError")(e.to_string()))?;
+
+        let argv = env::argv(container, image.short_name(), &env);
+        let mut spec = ContainerSpec::new(image, root, pod_ip);
+        spec.argv = argv;
+        spec.env = env;
+        spec.working_dir = container.working_dir.clone().filter(|d| !d.is_empty());
+        spec.mounts = mounts;
+        spec.network = PodNetwork {
+            pod_ip,
+            allow_external: self.ctx.config.allow_external_network,
+        };
+        spec.memory_limit = container
+            .resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.get("memory"))
+            .and_then(|q| quantity_bytes(&q.0));
+        spec.stdout = log.sink(Stream::Stdout);
+        spec.stderr = log.sink(Stream::Stderr);
+        let stop = CancellationToken::new();
+        spec.stop = stop.clone();
+
+        let seed = format!(
+            "{}/{name}/{start}/{}",
+            self.uid,
+            jiff::Timestamp::now().as_nanosecond()
+        );
+        let container_id = format!(
+            "wasm://{}",
+            digest_of(seed.as_bytes()).trim_start_matches("sha256:")
+        );
+        let runtime = self.ctx.runtime.clone();
+        let handle = self
+            .running
+            .tasks
+            .spawn(async move { runtime.run(spec).await });
+        self.running
+            .ids
+            .insert(handle.id(), (init, name.clone(), log));
+        records[index].started(container_id, stop);
+        tracing::info!(container = %name, restart = start, "container started");
+        Ok(())
+    }
+
+    /// Resolves the container's image; records its `imageID`.
+    async fn pull(
+        &mut self,
+        init: bool,
+        index: usize,
+        container: &Container,
+    ) -> Result<Image, Failure> {
+        let records = if init {
+            &mut self.init
+        } else {
+            &mut self.containers
+        };
+        let pulled_before = matches!(&records[index].state, super::container::State::Waiting { reason, .. } if reason == "ErrImagePull" || reason == "ImagePullBackOff");
+        let reason = if pulled_before {
+            "ImagePullBackOff"
+        } else {
+            "ErrImagePull"
+        };
+        let written = container.image.clone().unwrap_or_default();
+        let reference =
+            Reference::parse(&written).map_err(|e| failure("InvalidImageName")(e.to_string()))?;
+        let image = self
+            .ctx
+            .images
+            .resolve(&reference)
+            .await
+            .map_err(|e| failure(reason)(e.to_string()))?;
+        records[index].image_id = image_id(&image);
+        Ok(image)
+    }
+
+    /// Fetches the ConfigMaps and Secrets the container's env refers to (missing ones are
+    /// left out; env resolution decides whether that is an error).
+    async fn env_sources(&self, container: &Container) -> Result<Sources, String> {
+        let (config_maps, secrets) = env::referenced(container);
+        let mut sources = Sources::default();
+        for name in config_maps {
+            if let Some(cm) = self
+                .objects
+                .config_map(&name)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                sources.config_maps.insert(name, cm);
+            }
+        }
+        for name in secrets {
+            if let Some(secret) = self
+                .objects
+                .secret(&name)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                sources.secrets.insert(name, secret);
+            }
+        }
+        Ok(sources)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_ids_drop_the_tag_and_pin_the_digest() {
+        let web = Image::from_bytes("wasmkube/web:latest", b"\0asm".to_vec());
+        assert_eq!(image_id(&web), format!("wasmkube/web@{}", web.digest));
+        let port = Image::from_bytes("localhost:5000/app", b"x".to_vec());
+        assert_eq!(
+            image_id(&port),
+            format!("localhost:5000/app@{}", port.digest)
+        );
+        let file = Image::from_bytes("file:///srv/a.wasm", b"x".to_vec());
+        assert_eq!(
+            image_id(&file),
+            format!("file:///srv/a.wasm@{}", file.digest)
+        );
+    }
+}

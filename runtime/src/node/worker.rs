@@ -1,0 +1,507 @@
+//! One pod on this node: the per-pod worker and its state machine.
+//!
+//! ```text
+//!  Sandbox --(IP, dirs, volumes)--> Init(0) -> Init(1) ... -> Main --(nothing restarts)--> Done
+//!     \__________________________________|______________|____________________________|
+//!                          deletionTimestamp set: Terminating --(all stopped)--> deleted
+//! ```
+//!
+//! The worker is level-triggered: every wake-up (a new version of the pod from the watch,
+//! a container exit, a timer, the periodic resync) runs [`Worker::step`], which compares
+//! the latest pod with what runs and acts, then writes the status if it changed
+//! ([`Worker::write_status`], the only place status is written). The pod objects come over a
+//! `watch` channel, so a burst of updates collapses into the latest one.
+//!
+//! Starting one container (image, env, mounts, log, instance) is in start.rs.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodStatus};
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::NodeConfig;
+use super::container::{Backoff, Record, State};
+use super::events::{EventType, Recorder, pod_ref};
+use super::ipam::Ipam;
+use super::logs::{ContainerLog, LogStore};
+use super::sandbox::{PodDirs, VolumeDir};
+use super::status::{self, Observed};
+use super::volumes::{self, Objects};
+use crate::images::ImageSource;
+use crate::wasm::{ContainerRuntime, Exit};
+
+/// What the whole node shares with its pod workers.
+pub struct Context {
+    /// The API client.
+    pub client: kube::Client,
+    /// Runs containers.
+    pub runtime: Arc<ContainerRuntime>,
+    /// Resolves images.
+    pub images: Arc<dyn ImageSource>,
+    /// The node's configuration.
+    pub config: NodeConfig,
+    /// Pod IPs. A plain mutex: allocations are short and never held across `.await`.
+    pub ipam: Mutex<Ipam>,
+    /// Container logs.
+    pub logs: Arc<LogStore>,
+    /// Events.
+    pub events: Recorder,
+}
+
+/// The latest word from the API about a pod.
+#[derive(Debug, Clone)]
+pub enum Desired {
+    /// The pod as last seen.
+    Present(Arc<Pod>),
+    /// The pod object is gone (deleted by someone else, or no longer bound here).
+    Gone,
+}
+
+/// How a worker ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The pod is finished on this node and its resources are released.
+    Removed,
+    /// The agent is shutting down; the pod's resources are kept for the next run.
+    Stopped,
+}
+
+/// The pod-level state machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stage {
+    /// Preparing IP, directories and volumes; retried at `retry_at` after a failure.
+    Sandbox { retry_at: Option<Instant> },
+    /// Running init container `i`.
+    Init(usize),
+    /// The containers run under the restart policy.
+    Main,
+    /// The pod reached a terminal phase: nothing runs or restarts.
+    Done,
+    /// Deletion requested: containers are killed at `kill_at` unless they end first.
+    Terminating { kill_at: Instant },
+}
+
+/// The running-container bookkeeping of a worker.
+pub(super) struct Running {
+    pub(super) tasks: JoinSet<Exit>,
+    /// Task id -> (init?, container name, its log).
+    pub(super) ids: HashMap<tokio::task::Id, (bool, String, Arc<ContainerLog>)>,
+}
+
+/// A pod worker.
+pub(super) struct Worker {
+    pub(super) ctx: Arc<Context>,
+    pub(super) uid: String,
+    pub(super) namespace: String,
+    pub(super) name: String,
+    pub(super) pod: Arc<Pod>,
+    pub(super) stage: Stage,
+    pub(super) dirs: PodDirs,
+    pub(super) objects: Objects,
+    pub(super) pod_ip: Option<Ipv4Addr>,
+    pub(super) volumes: HashMap<String, VolumeDir>,
+    pub(super) service_account: Option<PathBuf>,
+    pub(super) init: Vec<Record>,
+    pub(super) containers: Vec<Record>,
+    pub(super) running: Running,
+    /// Set when the worker is stopping its containers for good (agent shutdown, pod gone):
+    /// exits then restart nothing.
+    pub(super) stopping: bool,
+    pub(super) written: Option<PodStatus>,
+    pub(super) status_retry_at: Option<Instant>,
+    pub(super) next_sync: Instant,
+    pub(super) start_time: jiff::Timestamp,
+}
+
+/// Runs the worker of one pod until it is removed or the agent stops.
+#[tracing::instrument(skip_all, fields(pod = %uid))]
+pub async fn run(
+    ctx: Arc<Context>,
+    uid: String,
+    mut desired: watch::Receiver<Desired>,
+    shutdown: CancellationToken,
+) -> Outcome {
+    let Desired::Present(pod) = desired.borrow_and_update().clone() else {
+        return Outcome::Removed;
+    };
+    let mut w = Worker::new(ctx, uid, pod);
+    loop {
+        // Cloned out first: the borrow of the channel must not live across an `.await`.
+        let latest = desired.borrow_and_update().clone();
+        match latest {
+            Desired::Present(pod) => w.pod = pod,
+            Desired::Gone => {
+                w.stopping = true;
+                w.kill_all();
+                w.drain().await;
+                w.cleanup();
+                return Outcome::Removed;
+            }
+        }
+        if w.step().await {
+            w.cleanup();
+            return Outcome::Removed;
+        }
+        w.write_status().await;
+        let wake = tokio::time::Instant::from_std(w.next_wakeup());
+        let exited = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => {
+                w.stopping = true;
+                w.kill_all();
+                w.drain().await;
+                return Outcome::Stopped;
+            }
+            changed = desired.changed() => {
+                if changed.is_err() {
+                    // The dispatcher is gone: the agent is stopping.
+                    w.stopping = true;
+                    w.kill_all();
+                    w.drain().await;
+                    return Outcome::Stopped;
+                }
+                None
+            }
+            Some(joined) = w.running.tasks.join_next_with_id() => Some(joined),
+            () = tokio::time::sleep_until(wake) => None,
+        };
+        if let Some(joined) = exited {
+            w.on_exit(joined);
+        }
+    }
+}
+
+impl Worker {
+    fn new(ctx: Arc<Context>, uid: String, pod: Arc<Pod>) -> Worker {
+        let namespace = pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let c = &ctx.config;
+        let backoff = || Backoff::new(c.backoff_base, c.backoff_max, c.backoff_reset);
+        let spec = pod.spec.clone().unwrap_or_default();
+        let has_init = spec.init_containers.as_ref().is_some_and(|i| !i.is_empty());
+        let main_reason = if has_init {
+            "PodInitializing"
+        } else {
+            "ContainerCreating"
+        };
+        let previous = pod.status.clone().unwrap_or_default();
+        let policy = spec
+            .restart_policy
+            .clone()
+            .unwrap_or_else(|| "Always".into());
+        let adopt = |records: &mut Vec<Record>, statuses: &Option<Vec<ContainerStatus>>| {
+            for r in records.iter_mut() {
+                if let Some(s) = statuses.iter().flatten().find(|s| s.name == r.name) {
+                    r.adopt(s, &policy);
+                }
+            }
+        };
+        let mut init: Vec<Record> = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .map(|c| {
+                Record::new(
+                    &c.name,
+                    true,
+                    c.image.as_deref().unwrap_or_default(),
+                    backoff(),
+                    "PodInitializing",
+                )
+            })
+            .collect();
+        let mut containers: Vec<Record> = spec
+            .containers
+            .iter()
+            .map(|c| {
+                Record::new(
+                    &c.name,
+                    false,
+                    c.image.as_deref().unwrap_or_default(),
+                    backoff(),
+                    main_reason,
+                )
+            })
+            .collect();
+        adopt(&mut init, &previous.init_container_statuses);
+        adopt(&mut containers, &previous.container_statuses);
+
+        let terminal = matches!(previous.phase.as_deref(), Some("Succeeded" | "Failed"));
+        let dirs = PodDirs::new(&c.data_dir, &uid);
+        ctx.logs.add_pod(&namespace, &name, &uid, dirs.logs());
+        let pod_ip = ctx.ipam.lock().unwrap_or_else(|e| e.into_inner()).get(&uid);
+        let start_time = previous
+            .start_time
+            .as_ref()
+            .map_or_else(jiff::Timestamp::now, |t| t.0);
+        Worker {
+            objects: Objects::new(&ctx.client, &namespace),
+            next_sync: Instant::now() + c.sync_period,
+            ctx,
+            uid,
+            namespace,
+            name,
+            pod,
+            stage: if terminal {
+                Stage::Done
+            } else {
+                Stage::Sandbox { retry_at: None }
+            },
+            dirs,
+            pod_ip,
+            volumes: HashMap::new(),
+            service_account: None,
+            init,
+            containers,
+            running: Running {
+                tasks: JoinSet::new(),
+                ids: HashMap::new(),
+            },
+            stopping: false,
+            written: None,
+            status_retry_at: None,
+            start_time,
+        }
+    }
+
+    /// One level-triggered pass. Returns true once the pod object is deleted.
+    async fn step(&mut self) -> bool {
+        let now = Instant::now();
+        if self.pod.metadata.deletion_timestamp.is_some()
+            && !matches!(self.stage, Stage::Terminating { .. })
+        {
+            self.begin_termination(now);
+        }
+        let resync = now >= self.next_sync;
+        if resync {
+            self.next_sync = now + self.ctx.config.sync_period;
+        }
+        loop {
+            match self.stage {
+                Stage::Sandbox { retry_at } => {
+                    if retry_at.is_some_and(|t| now < t) || !self.prepare_sandbox().await {
+                        return false;
+                    }
+                    let init_done = self
+                        .init
+                        .iter()
+                        .all(|r| r.terminated().is_some_and(|t| t.code == 0));
+                    self.stage = if init_done {
+                        Stage::Main
+                    } else {
+                        Stage::Init(0)
+                    };
+                }
+                Stage::Init(i) => {
+                    if i >= self.init.len() {
+                        self.stage = Stage::Main;
+                        continue;
+                    }
+                    if resync {
+                        self.refresh_volumes().await;
+                    }
+                    let record = &self.init[i];
+                    match &record.state {
+                        State::Terminated(t) if t.code == 0 => self.stage = Stage::Init(i + 1),
+                        State::Terminated(_) => {
+                            // Only left terminated when the policy forbids a restart.
+                            self.stage = Stage::Done;
+                        }
+                        State::Running { .. } => return false,
+                        State::Waiting { retry_at, .. } => {
+                            if retry_at.is_none_or(|t| t <= now) {
+                                self.start(true, i).await;
+                            }
+                            return false;
+                        }
+                    }
+                }
+                Stage::Main => {
+                    if resync {
+                        self.refresh_volumes().await;
+                    }
+                    for i in 0..self.containers.len() {
+                        if let State::Waiting { retry_at, .. } = &self.containers[i].state
+                            && retry_at.is_none_or(|t| t <= now)
+                        {
+                            self.start(false, i).await;
+                        }
+                    }
+                    if self.containers.iter().all(|r| r.terminated().is_some()) {
+                        self.stage = Stage::Done;
+                    }
+                    return false;
+                }
+                Stage::Done => return false,
+                Stage::Terminating { kill_at } => {
+                    if !self.running.ids.is_empty() {
+                        if now >= kill_at {
+                            self.kill_all();
+                        }
+                        return false;
+                    }
+                    return self.finish_deletion().await;
+                }
+            }
+        }
+    }
+
+    /// Allocates the IP, creates the directories and volumes. Returns whether it is ready.
+    async fn prepare_sandbox(&mut self) -> bool {
+        let allocated = self
+            .ctx
+            .ipam
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allocate(&self.uid);
+        let result = match allocated {
+            Ok(ip) => {
+                self.pod_ip = Some(ip);
+                match self.dirs.create() {
+                    Ok(()) => self
+                        .refresh_volumes_inner()
+                        .await
+                        .map_err(|e| ("FailedMount", e.to_string())),
+                    Err(e) => Err(("FailedCreatePodSandBox", e.to_string())),
+                }
+            }
+            Err(e) => Err(("FailedCreatePodSandBox", e.to_string())),
+        };
+        match result {
+            Ok(()) => true,
+            Err((reason, message)) => {
+                tracing::warn!(reason, %message, "pod sandbox not ready");
+                self.event(None, EventType::Warning, reason, message);
+                self.stage = Stage::Sandbox {
+                    retry_at: Some(Instant::now() + self.ctx.config.backoff_base),
+                };
+                false
+            }
+        }
+    }
+
+    async fn refresh_volumes_inner(&mut self) -> Result<(), volumes::Error> {
+        let facts = self.facts();
+        let (volumes, service_account) = volumes::materialise(
+            &self.objects,
+            &self.pod,
+            &facts,
+            &self.dirs,
+            self.ctx.config.allow_host_path,
+        )
+        .await?;
+        self.volumes = volumes;
+        self.service_account = service_account;
+        Ok(())
+    }
+
+    /// The periodic refresh of configMap/secret volumes; failures keep the old files.
+    async fn refresh_volumes(&mut self) {
+        if let Err(e) = self.refresh_volumes_inner().await {
+            self.event(None, EventType::Warning, "FailedMount", e.to_string());
+        }
+    }
+
+    /// Writes the status if it changed since the last write (merge patch of `status`).
+    pub(super) async fn write_status(&mut self) {
+        let now = Instant::now();
+        if self.status_retry_at.is_some_and(|t| now < t) {
+            return;
+        }
+        let observed = Observed {
+            restart_policy: self.restart_policy(),
+            init: self.init.iter().map(Record::status).collect(),
+            containers: self.containers.iter().map(Record::status).collect(),
+            sandbox_ready: !matches!(self.stage, Stage::Sandbox { .. }),
+            terminal: matches!(self.stage, Stage::Terminating { .. })
+                && self.running.ids.is_empty(),
+            pod_ip: self.pod_ip,
+            host_ip: self.ctx.config.address,
+            start_time: Some(self.start_time),
+        };
+        let previous = self.written.as_ref().or(self.pod.status.as_ref());
+        let status = status::pod_status(previous, &observed, jiff::Timestamp::now());
+        if self.written.as_ref() == Some(&status) {
+            return;
+        }
+        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
+        let patch = json!({ "status": status });
+        match api
+            .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {
+                self.written = Some(status);
+                self.status_retry_at = None;
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "writing the pod status failed");
+                self.status_retry_at = Some(
+                    now + self
+                        .ctx
+                        .config
+                        .backoff_base
+                        .min(self.ctx.config.status_update_interval),
+                );
+            }
+        }
+    }
+
+    /// The earliest moment something is due.
+    fn next_wakeup(&self) -> Instant {
+        let mut wake = self.next_sync;
+        let mut at = |t: Option<Instant>| {
+            if let Some(t) = t {
+                wake = wake.min(t);
+            }
+        };
+        at(self.status_retry_at);
+        match self.stage {
+            Stage::Sandbox { retry_at } => at(retry_at),
+            Stage::Terminating { kill_at } => at(Some(kill_at)),
+            _ => {}
+        }
+        for r in self.init.iter().chain(self.containers.iter()) {
+            if let State::Waiting { retry_at, .. } = &r.state {
+                at(*retry_at);
+            }
+        }
+        wake
+    }
+
+    pub(super) fn all_records(&self) -> impl Iterator<Item = &Record> {
+        self.init.iter().chain(self.containers.iter())
+    }
+
+    pub(super) fn restart_policy(&self) -> String {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.clone())
+            .unwrap_or_else(|| "Always".into())
+    }
+
+    pub(super) fn event(
+        &self,
+        field_path: Option<String>,
+        type_: EventType,
+        reason: &str,
+        message: String,
+    ) {
+        self.ctx
+            .events
+            .emit(pod_ref(&self.pod, field_path), type_, reason, message);
+    }
+}

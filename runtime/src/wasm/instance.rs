@@ -1,0 +1,524 @@
+//! Running one container: a [`ContainerSpec`] in, an [`Exit`] out.
+//!
+//! Each container is one wasmtime `Store` whose data holds its WASI context (args, env,
+//! stdio, preopens, sockets), the pod's socket state and its memory limiter. wasip2
+//! components run through `wasi:cli/run` with the shadowed sockets of [`super::net`]; wasip1
+//! core modules run `_start` through the preview-1 linker, so `proc_exit(n)` keeps `n` (the
+//! component adapter would turn it into 1).
+//!
+//! Exit mapping (ARCHITECTURE D10): `exit-with-code n` / `proc_exit n` -> n; `run` returning
+//! an error -> 1; a refused memory grow -> 137 `OOMKilled`; the stop token -> 137; any other
+//! trap -> 134 with the trap text. A spinning guest is interrupted at the next epoch tick; a
+//! guest blocked in WASI is dropped with its future. Failures before the guest starts (not
+//! wasm, no entry point, a bad mount) -> 128 `StartError`.
+
+use std::net::Ipv4Addr;
+use std::path::{Component as PathComponent, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::sockets::WasiSocketsCtxView;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::Error;
+use super::cache::{CompileCache, Prepared, Program};
+use super::engine::WasmEngine;
+use super::limits::{ContainerLimiter, Usage};
+use super::net::{self, PodNetwork, PodSockets, PodTcpView};
+use super::output::{Discard, OutputSink, SinkStream};
+use crate::images::Image;
+
+/// Exit code of a container stopped by the runtime or out of memory (128 + SIGKILL).
+pub const EXIT_KILLED: i32 = 137;
+/// Exit code of a container that trapped (128 + SIGABRT).
+pub const EXIT_TRAP: i32 = 134;
+/// Exit code of a container that could not start (as containerd reports `StartError`).
+pub const EXIT_START_ERROR: i32 = 128;
+/// Longest termination message kept, as the kubelet does.
+const MAX_MESSAGE: usize = 4096;
+
+/// A host directory mounted into the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// Where the guest sees it: an absolute path without `..`.
+    pub guest: String,
+    /// Whether writes are refused (`readOnly: true`).
+    pub read_only: bool,
+}
+
+/// Everything needed to run one container instance.
+pub struct ContainerSpec {
+    /// The program.
+    pub image: Image,
+    /// The full argument vector, `argv[0]` included; empty means `[image short name]`.
+    pub argv: Vec<String>,
+    /// Environment variables, in order.
+    pub env: Vec<(String, String)>,
+    /// The working directory, if not `/`.
+    pub working_dir: Option<String>,
+    /// The container's ephemeral root directory, preopened read-write at `/`.
+    pub root: PathBuf,
+    /// Volumes mounted over the root.
+    pub mounts: Vec<Mount>,
+    /// The pod's IP and egress policy.
+    pub network: PodNetwork,
+    /// Memory limit per linear memory in bytes (`limits.memory`); `None` means the node cap
+    /// ([`super::EngineConfig::max_memory_bytes`]).
+    pub memory_limit: Option<u64>,
+    /// Where stdout goes.
+    pub stdout: Arc<dyn OutputSink>,
+    /// Where stderr goes.
+    pub stderr: Arc<dyn OutputSink>,
+    /// Cancelled to kill the container (exit 137 within one epoch tick).
+    pub stop: CancellationToken,
+    /// Live usage figures, updated while the container runs.
+    pub usage: Arc<Usage>,
+}
+
+impl ContainerSpec {
+    /// A spec with no arguments, no env, no mounts, discarded output, the node's memory cap
+    /// and a fresh stop token.
+    pub fn new(image: Image, root: impl Into<PathBuf>, pod_ip: Ipv4Addr) -> ContainerSpec {
+        ContainerSpec {
+            image,
+            argv: Vec::new(),
+            env: Vec::new(),
+            working_dir: None,
+            root: root.into(),
+            mounts: Vec::new(),
+            network: PodNetwork {
+                pod_ip,
+                allow_external: false,
+            },
+            memory_limit: None,
+            stdout: Arc::new(Discard),
+            stderr: Arc::new(Discard),
+            stop: CancellationToken::new(),
+            usage: Arc::default(),
+        }
+    }
+}
+
+/// How a container ended, in Kubernetes terms (`state.terminated`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    /// The exit code.
+    pub code: i32,
+    /// `Completed`, `Error`, `OOMKilled` or `StartError`.
+    pub reason: String,
+    /// Details: the trap text, the limit hit, why it could not start.
+    pub message: Option<String>,
+}
+
+impl Exit {
+    fn code(code: i32) -> Exit {
+        let reason = if code == 0 { "Completed" } else { "Error" };
+        Exit {
+            code,
+            reason: reason.into(),
+            message: None,
+        }
+    }
+
+    fn killed() -> Exit {
+        Exit {
+            code: EXIT_KILLED,
+            reason: "Error".into(),
+            message: Some("stopped by the node agent".into()),
+        }
+    }
+
+    fn start_error(e: &Error) -> Exit {
+        Exit {
+            code: EXIT_START_ERROR,
+            reason: "StartError".into(),
+            message: Some(truncate(e.to_string())),
+        }
+    }
+
+    /// Whether the container succeeded.
+    pub fn success(&self) -> bool {
+        self.code == 0
+    }
+}
+
+/// Store data of a component container.
+pub(crate) struct ComponentState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    sockets: PodSockets,
+    limits: ContainerLimiter,
+}
+
+impl WasiView for ComponentState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Store data of a core-module (wasip1) container.
+pub(crate) struct ModuleState {
+    wasi: WasiP1Ctx,
+    limits: ContainerLimiter,
+}
+
+/// The node's linkers: every container of a kind links against the same one.
+pub(crate) struct Linkers {
+    pub(crate) component: Linker<ComponentState>,
+    pub(crate) module: wasmtime::Linker<ModuleState>,
+}
+
+impl Linkers {
+    fn new(engine: &wasmtime::Engine) -> Result<Linkers, Error> {
+        let err = |e: wasmtime::Error| Error::Engine(format!("building the linker: {e:#}"));
+        let mut component = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut component).map_err(err)?;
+        net::add_to_linker(&mut component, |s: &mut ComponentState| PodTcpView {
+            inner: WasiSocketsCtxView {
+                ctx: s.wasi.sockets(),
+                table: &mut s.table,
+            },
+            pod: &mut s.sockets,
+        })
+        .map_err(err)?;
+        let mut module = wasmtime::Linker::new(engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut module, |s: &mut ModuleState| &mut s.wasi)
+            .map_err(err)?;
+        Ok(Linkers { component, module })
+    }
+}
+
+/// Runs containers: the engine, its linkers and the compile cache. One per node agent
+/// process, shared by every pod.
+pub struct ContainerRuntime {
+    engine: WasmEngine,
+    linkers: Linkers,
+    cache: CompileCache,
+}
+
+impl ContainerRuntime {
+    /// A runtime on `engine`, keeping compiled images under `cache_dir` (memory only when
+    /// `None`).
+    pub fn new(engine: WasmEngine, cache_dir: Option<&Path>) -> Result<ContainerRuntime, Error> {
+        let linkers = Linkers::new(engine.engine())?;
+        let cache = CompileCache::new(&engine, cache_dir)?;
+        Ok(ContainerRuntime {
+            engine,
+            linkers,
+            cache,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &WasmEngine {
+        &self.engine
+    }
+
+    /// The compile cache.
+    pub fn cache(&self) -> &CompileCache {
+        &self.cache
+    }
+
+    /// Compiles (or loads) and links an image without running it: the "pull" step, so
+    /// errors such as "not wasm" surface before a container is created.
+    pub async fn prepare(&self, image: &Image) -> Result<Arc<Prepared>, Error> {
+        self.cache.get(image, &self.linkers).await
+    }
+
+    /// Runs a container to its end and says how it ended. Never panics on a hostile guest.
+    #[tracing::instrument(skip_all, fields(image = %spec.image.name, pod_ip = %spec.network.pod_ip))]
+    pub async fn run(&self, spec: ContainerSpec) -> Exit {
+        let started = Instant::now();
+        let prepared = match self.prepare(&spec.image).await {
+            Ok(prepared) => prepared,
+            Err(e) => return Exit::start_error(&e),
+        };
+        if spec.stop.is_cancelled() {
+            return Exit::killed();
+        }
+        let limit = spec
+            .memory_limit
+            .unwrap_or(self.engine.config().max_memory_bytes);
+        let limits = ContainerLimiter::new(limit, spec.usage.clone());
+        let mut builder = match wasi_builder(&spec) {
+            Ok(builder) => builder,
+            Err(e) => return Exit::start_error(&e),
+        };
+        let engine = self.engine.engine();
+        let exit = match &prepared.program {
+            Program::Command(pre) => {
+                let state = ComponentState {
+                    wasi: builder.build(),
+                    table: ResourceTable::new(),
+                    sockets: PodSockets::new(spec.network),
+                    limits,
+                };
+                let mut store = Store::new(engine, state);
+                store.limiter(|s| &mut s.limits);
+                arm_epoch(&mut store, &spec.stop);
+                let run = async {
+                    let command = pre.instantiate_async(&mut store).await?;
+                    tracing::debug!(
+                        start_us = started.elapsed().as_micros() as u64,
+                        "container instantiated"
+                    );
+                    command.wasi_cli_run().call_run(&mut store).await
+                };
+                let outcome = tokio::select! {
+                    biased;
+                    () = spec.stop.cancelled() => None,
+                    outcome = run => Some(outcome),
+                };
+                let limits = &store.data().limits;
+                exit_of(
+                    outcome,
+                    limits.oom(),
+                    limits.limit(),
+                    spec.stop.is_cancelled(),
+                )
+            }
+            Program::Module(pre) => {
+                let state = ModuleState {
+                    wasi: builder.build_p1(),
+                    limits,
+                };
+                let mut store = Store::new(engine, state);
+                store.limiter(|s| &mut s.limits);
+                arm_epoch(&mut store, &spec.stop);
+                let run = async {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                    start.call_async(&mut store, ()).await.map(Ok)
+                };
+                let outcome = tokio::select! {
+                    biased;
+                    () = spec.stop.cancelled() => None,
+                    outcome = run => Some(outcome),
+                };
+                let limits = &store.data().limits;
+                exit_of(
+                    outcome,
+                    limits.oom(),
+                    limits.limit(),
+                    spec.stop.is_cancelled(),
+                )
+            }
+        };
+        tracing::debug!(code = exit.code, reason = %exit.reason, run_ms = started.elapsed().as_millis() as u64, "container exited");
+        exit
+    }
+}
+
+/// Yields to the executor at every epoch tick (so no guest starves the others on its
+/// thread) and interrupts the guest once the stop token is cancelled.
+fn arm_epoch<T: 'static>(store: &mut Store<T>, stop: &CancellationToken) {
+    let stop = stop.clone();
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        Ok(if stop.is_cancelled() {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::Yield(1)
+        })
+    });
+}
+
+/// The WASI context of a container: args, env, stdio, filesystem, sockets.
+fn wasi_builder(spec: &ContainerSpec) -> Result<WasiCtxBuilder, Error> {
+    let mut b = WasiCtxBuilder::new();
+    if spec.argv.is_empty() {
+        b.arg(spec.image.short_name());
+    } else {
+        b.args(&spec.argv);
+    }
+    b.envs(&spec.env);
+    b.stdout(SinkStream(spec.stdout.clone()));
+    b.stderr(SinkStream(spec.stderr.clone()));
+    if let Some(dir) = &spec.working_dir {
+        b.initial_cwd(dir);
+    }
+
+    let sandbox = |path: &Path, e: wasmtime::Error| Error::Sandbox {
+        path: path.to_path_buf(),
+        message: format!("{e:#}"),
+    };
+    // What a Linux root offers every program: `/tmp`, and the working directory.
+    let mut dirs = vec![PathBuf::from("tmp")];
+    if let Some(dir) = &spec.working_dir
+        && let Ok(dir) = guest_path(dir)
+    {
+        dirs.push(dir);
+    }
+    for dir in dirs {
+        let dir = spec.root.join(dir);
+        std::fs::create_dir_all(&dir).map_err(|e| sandbox(&dir, wasmtime::format_err!(e)))?;
+    }
+    b.preopened_dir(&spec.root, "/", FsPerms::ReadWrite)
+        .map_err(|e| sandbox(&spec.root, e))?;
+    for mount in &spec.mounts {
+        let relative = guest_path(&mount.guest)?;
+        // The mount point exists in the root, so `ls /` and `cd` see it like on Linux.
+        let point = spec.root.join(&relative);
+        std::fs::create_dir_all(&point).map_err(|e| sandbox(&point, wasmtime::format_err!(e)))?;
+        let perms = if mount.read_only {
+            FsPerms::ReadOnly
+        } else {
+            FsPerms::ReadWrite
+        };
+        b.preopened_dir(&mount.host, &mount.guest, perms)
+            .map_err(|e| sandbox(&mount.host, e))?;
+    }
+
+    let network = spec.network;
+    b.allow_tcp(true)
+        .allow_udp(true)
+        .allow_ip_name_lookup(true)
+        .socket_addr_check(move |addr, usage| {
+            let allowed = network.allows(addr, usage);
+            if !allowed {
+                tracing::debug!(%addr, ?usage, pod_ip = %network.pod_ip, "socket address refused");
+            }
+            Box::pin(std::future::ready(allowed))
+        });
+    Ok(b)
+}
+
+/// Checks a mount path and returns it relative to the root.
+fn guest_path(guest: &str) -> Result<PathBuf, Error> {
+    let invalid = |reason| Error::InvalidMount {
+        guest: guest.to_string(),
+        reason,
+    };
+    let path = Path::new(guest);
+    if !path.is_absolute() {
+        return Err(invalid("a mount path must be absolute"));
+    }
+    let mut relative = PathBuf::new();
+    for part in path.components() {
+        match part {
+            PathComponent::RootDir | PathComponent::CurDir => {}
+            PathComponent::Normal(p) => relative.push(p),
+            PathComponent::ParentDir | PathComponent::Prefix(_) => {
+                return Err(invalid("a mount path may not contain '..'"));
+            }
+        }
+    }
+    if relative.as_os_str().is_empty() {
+        return Err(invalid("a volume cannot be mounted over /"));
+    }
+    Ok(relative)
+}
+
+/// Turns the outcome of a run into Kubernetes' terms. `None` means the stop token won.
+fn exit_of(
+    outcome: Option<wasmtime::Result<Result<(), ()>>>,
+    oom: bool,
+    limit: u64,
+    stopped: bool,
+) -> Exit {
+    let error = match outcome {
+        None => return Exit::killed(),
+        Some(Ok(Ok(()))) => return Exit::code(0),
+        Some(Ok(Err(()))) => {
+            return Exit {
+                message: Some("wasi:cli/run returned an error".into()),
+                ..Exit::code(1)
+            };
+        }
+        Some(Err(error)) => error,
+    };
+    if let Some(I32Exit(code)) = error.downcast_ref::<I32Exit>() {
+        return Exit::code(*code);
+    }
+    if oom {
+        return Exit {
+            code: EXIT_KILLED,
+            reason: "OOMKilled".into(),
+            message: Some(format!("memory limit of {limit} bytes reached")),
+        };
+    }
+    if stopped {
+        return Exit::killed();
+    }
+    Exit {
+        code: EXIT_TRAP,
+        reason: "Error".into(),
+        message: Some(truncate(trap_message(&error))),
+    }
+}
+
+/// The trap and the guest's backtrace, without the host-side stack that `{:?}` would add.
+fn trap_message(error: &wasmtime::Error) -> String {
+    let cause = match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => error.root_cause().to_string(),
+    };
+    match error.downcast_ref::<wasmtime::WasmBacktrace>() {
+        Some(backtrace) => format!("{cause}\n{backtrace}"),
+        None => cause,
+    }
+}
+
+fn truncate(mut s: String) -> String {
+    if s.len() > MAX_MESSAGE {
+        let mut cut = MAX_MESSAGE;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_kubernetes() {
+        assert_eq!(exit_of(Some(Ok(Ok(()))), false, 0, false), Exit::code(0));
+        assert_eq!(exit_of(Some(Ok(Err(()))), false, 0, false).code, 1);
+        let exit3 = Some(Err(wasmtime::format_err!(I32Exit(3))));
+        assert_eq!(
+            exit_of(exit3, false, 0, false),
+            Exit {
+                code: 3,
+                reason: "Error".into(),
+                message: None
+            }
+        );
+        let trap = || Some(Err(wasmtime::format_err!("wasm trap: unreachable")));
+        assert_eq!(exit_of(trap(), false, 0, false).code, EXIT_TRAP);
+        assert_eq!(exit_of(trap(), true, 32, false).reason, "OOMKilled");
+        assert_eq!(exit_of(trap(), false, 0, true), Exit::killed());
+        assert_eq!(exit_of(None, false, 0, true).code, EXIT_KILLED);
+    }
+
+    #[test]
+    fn mount_paths_are_absolute_and_stay_inside() {
+        assert_eq!(
+            guest_path("/usr/share/nginx/html").unwrap(),
+            PathBuf::from("usr/share/nginx/html")
+        );
+        assert_eq!(guest_path("/data/./x/").unwrap(), PathBuf::from("data/x"));
+        for bad in ["data", "/data/../etc", "/", ""] {
+            assert!(guest_path(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_char_boundary() {
+        let s = "é".repeat(MAX_MESSAGE);
+        let t = truncate(s);
+        assert!(t.len() <= MAX_MESSAGE && t.is_char_boundary(t.len()));
+    }
+}

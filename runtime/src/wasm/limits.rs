@@ -1,0 +1,141 @@
+//! Memory limits of one container, and the signal that marks it `OOMKilled`.
+//!
+//! `limits.memory` becomes [`StoreLimits::memory_size`] with `trap_on_grow_failure(true)`:
+//! by default a refused `memory.grow` just returns -1 and the guest decides what to do (Rust
+//! aborts with a generic trap), so the trap text cannot tell an OOM from any other abort.
+//! [`ContainerLimiter`] wraps the store limits and records that a grow was denied; that flag,
+//! not the trap message, is what turns the exit into 137 `OOMKilled` (ARCHITECTURE D9).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
+
+/// Live resource usage of one container, readable while it runs (for the node's summary
+/// API and `kubectl top`).
+#[derive(Debug, Default)]
+pub struct Usage {
+    memory_bytes: AtomicU64,
+}
+
+impl Usage {
+    /// Bytes of linear memory (all memories of the instance) the guest has grown to.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_bytes.load(Ordering::Relaxed)
+    }
+}
+
+/// The store's [`ResourceLimiter`]: enforces the memory limit and remembers denials.
+pub(crate) struct ContainerLimiter {
+    inner: StoreLimits,
+    limit: u64,
+    denied: bool,
+    usage: Arc<Usage>,
+}
+
+impl ContainerLimiter {
+    /// A limiter allowing `limit` bytes per linear memory.
+    pub(crate) fn new(limit: u64, usage: Arc<Usage>) -> ContainerLimiter {
+        let inner = StoreLimitsBuilder::new()
+            .memory_size(usize::try_from(limit).unwrap_or(usize::MAX))
+            .trap_on_grow_failure(true)
+            .build();
+        usage.memory_bytes.store(0, Ordering::Relaxed);
+        ContainerLimiter {
+            inner,
+            limit,
+            denied: false,
+            usage,
+        }
+    }
+
+    /// Whether a memory grow was refused: the container ran out of its memory limit.
+    pub(crate) fn oom(&self) -> bool {
+        self.denied
+    }
+
+    /// The limit in bytes.
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit
+    }
+}
+
+impl ResourceLimiter for ContainerLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let verdict = self.inner.memory_growing(current, desired, maximum);
+        match verdict {
+            Ok(true) => {
+                let grown = desired.saturating_sub(current) as u64;
+                self.usage.memory_bytes.fetch_add(grown, Ordering::Relaxed);
+            }
+            Ok(false) | Err(_) => self.denied = true,
+        }
+        verdict
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        // Allowed by us but refused by the pool (its slot size) or the OS: still out of memory.
+        self.denied = true;
+        self.inner.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denied_grow_marks_oom_and_traps() {
+        let usage = Arc::new(Usage::default());
+        let mut l = ContainerLimiter::new(32 << 20, usage.clone());
+        assert!(l.memory_growing(0, 16 << 20, None).unwrap());
+        assert_eq!(usage.memory_bytes(), 16 << 20);
+        assert!(!l.oom());
+        assert!(
+            l.memory_growing(16 << 20, 48 << 20, None).is_err(),
+            "trap_on_grow_failure"
+        );
+        assert!(l.oom());
+        assert_eq!(usage.memory_bytes(), 16 << 20);
+    }
+
+    #[test]
+    fn failed_grow_after_approval_is_oom_too() {
+        let mut l = ContainerLimiter::new(1 << 30, Arc::default());
+        assert!(
+            l.memory_grow_failed(wasmtime::format_err!("pool slot full"))
+                .is_err()
+        );
+        assert!(l.oom());
+    }
+}

@@ -1,0 +1,593 @@
+//! The pod network (ARCHITECTURE D7): a user-space network namespace made of one loopback
+//! address per pod and a rewriting `wasi:sockets/tcp`.
+//!
+//! Every pod owns an IP in `127.64.0.0/10` (all of `127/8` routes to `lo` on Linux). The
+//! linker shadows wasmtime-wasi's `wasi:sockets/tcp` and `tcp-create-socket` with
+//! [`PodTcpView`], which delegates every call after rewriting addresses:
+//!
+//! - bind and connect to `0.0.0.0`, `127.0.0.1` (any loopback address outside the pod range),
+//!   `::` or `::1` become the pod IP, so two pods both listen on `:80` and the containers of
+//!   one pod meet on `localhost`;
+//! - a socket connecting to a loopback address is first bound to `podIP:0`, so peers see the
+//!   pod IP as the source (the kernel would pick 127.0.0.1);
+//! - guest IPv6 sockets are backed by IPv4 host sockets: wasmtime-wasi forces `V6ONLY` and
+//!   refuses v4-mapped addresses, so a guest listening on `[::]:80` would otherwise be
+//!   unreachable at the pod IP. Addresses are translated both ways (`::ffff:a.b.c.d` for the
+//!   guest).
+//!
+//! [`PodNetwork::allows`] is the `socket_addr_check` policy, applied to the rewritten address:
+//! a container binds and listens only on its pod IP and connects only to the pod range
+//! (plus outside addresses when allowed), never to other host ports.
+//!
+//! Not here yet: Service ClusterIP rewriting and cluster DNS (the services issue), UDP
+//! rewriting (UDP may bind only the pod IP or an ephemeral port), and mapping guest ports
+//! below 1024 for agents that may not bind them.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::task::{Context, Poll, Waker};
+
+use wasmtime::component::{HasData, Linker, Resource};
+use wasmtime_wasi::p2::bindings::sockets::network::{
+    self, ErrorCode, IpAddressFamily, IpSocketAddress, Network,
+};
+use wasmtime_wasi::p2::bindings::sockets::tcp::{self, HostTcpSocket, ShutdownType, TcpSocket};
+use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket;
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable, SocketError, SocketResult};
+use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsCtxView};
+
+/// An IPv4 network in CIDR notation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Cidr {
+    /// The network address.
+    pub addr: Ipv4Addr,
+    /// The prefix length, 0-32.
+    pub prefix: u8,
+}
+
+impl Ipv4Cidr {
+    /// Whether `ip` is inside the network.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix.min(32)))
+            .unwrap_or(0);
+        u32::from(ip) & mask == u32::from(self.addr) & mask
+    }
+}
+
+/// Where pod IPs live: `127.64.0.0/10`, split into one /16 per node.
+pub const POD_RANGE: Ipv4Cidr = Ipv4Cidr {
+    addr: Ipv4Addr::new(127, 64, 0, 0),
+    prefix: 10,
+};
+
+/// The network identity and egress policy of one pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodNetwork {
+    /// The pod's IP; `localhost` inside the pod.
+    pub pod_ip: Ipv4Addr,
+    /// Whether containers may connect to addresses outside the host (non-loopback). Off by
+    /// default: the host's own non-loopback addresses would expose host ports.
+    pub allow_external: bool,
+}
+
+impl PodNetwork {
+    /// Whether a (rewritten) socket address may be used this way: the `socket_addr_check`.
+    pub fn allows(&self, addr: SocketAddr, usage: SocketAddrUse) -> bool {
+        let ip = match addr.ip() {
+            IpAddr::V4(ip) => Some(ip),
+            IpAddr::V6(ip) => ip.to_ipv4_mapped(),
+        };
+        match usage {
+            // Port 0 on the wildcard is the implicit bind of a connect to the outside world:
+            // an ephemeral port, which cannot take a port another pod listens on.
+            SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
+                ip == Some(self.pod_ip) || (addr.ip().is_unspecified() && addr.port() == 0)
+            }
+            SocketAddrUse::TcpListen => ip == Some(self.pod_ip),
+            SocketAddrUse::TcpConnect | SocketAddrUse::UdpSend => match ip {
+                Some(ip) => {
+                    ip == self.pod_ip
+                        || POD_RANGE.contains(ip)
+                        || (self.allow_external && is_external_v4(ip))
+                }
+                None => self.allow_external && is_external_v6(addr.ip()),
+            },
+            SocketAddrUse::TcpAccept | SocketAddrUse::UdpReceive => true,
+        }
+    }
+
+    /// The host address for a guest IPv4 address: the pod's view of loopback and the
+    /// wildcard is its own IP.
+    fn host_v4(&self, ip: Ipv4Addr) -> Ipv4Addr {
+        if ip.is_unspecified() || (ip.is_loopback() && !POD_RANGE.contains(ip)) {
+            self.pod_ip
+        } else {
+            ip
+        }
+    }
+
+    /// Rewrites an address a guest passed to bind or connect. `v6` says the guest created
+    /// the socket as IPv6 (backed by an IPv4 host socket); `unsupported` is the error for
+    /// real IPv6 addresses, which such a socket cannot reach.
+    fn host_addr(
+        &self,
+        addr: SocketAddr,
+        v6: bool,
+        unsupported: ErrorCode,
+    ) -> Result<SocketAddr, ErrorCode> {
+        match (addr, v6) {
+            (SocketAddr::V4(a), false) => Ok(SocketAddr::V4(SocketAddrV4::new(
+                self.host_v4(*a.ip()),
+                a.port(),
+            ))),
+            // Wrong family for the socket: let wasmtime-wasi refuse it as it always does.
+            (SocketAddr::V6(_), false) => Ok(addr),
+            (SocketAddr::V4(_), true) => Err(ErrorCode::InvalidArgument),
+            (SocketAddr::V6(a), true) => {
+                let ip = if a.ip().is_unspecified() || a.ip().is_loopback() {
+                    self.pod_ip
+                } else if let Some(v4) = a.ip().to_ipv4_mapped() {
+                    self.host_v4(v4)
+                } else {
+                    return Err(unsupported);
+                };
+                Ok(SocketAddr::V4(SocketAddrV4::new(ip, a.port())))
+            }
+        }
+    }
+}
+
+fn is_external_v4(ip: Ipv4Addr) -> bool {
+    !(ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_link_local())
+}
+
+fn is_external_v6(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if !(v6.is_loopback() || v6.is_unspecified() || v6.is_multicast()))
+}
+
+/// An address as the guest should see it on a socket it created as IPv6.
+fn to_guest(addr: SocketAddr, v6: bool) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(a) if v6 => {
+            SocketAddr::V6(SocketAddrV6::new(a.ip().to_ipv6_mapped(), a.port(), 0, 0))
+        }
+        _ => addr,
+    }
+}
+
+/// Per-container socket state kept next to the WASI context in the store.
+#[derive(Debug)]
+pub(crate) struct PodSockets {
+    pub(crate) network: PodNetwork,
+    /// Table handles of sockets the guest created as IPv6 (backed by IPv4 host sockets).
+    v6: HashSet<u32>,
+}
+
+impl PodSockets {
+    pub(crate) fn new(network: PodNetwork) -> PodSockets {
+        PodSockets {
+            network,
+            v6: HashSet::new(),
+        }
+    }
+}
+
+/// The [`HasData`] marker of the shadowed `wasi:sockets/tcp`.
+pub(crate) struct PodTcp;
+
+impl HasData for PodTcp {
+    type Data<'a> = PodTcpView<'a>;
+}
+
+/// What the shadowed TCP interfaces see of the store: wasmtime-wasi's sockets view, which
+/// does the real work, and the pod's state.
+pub(crate) struct PodTcpView<'a> {
+    pub(crate) inner: WasiSocketsCtxView<'a>,
+    pub(crate) pod: &'a mut PodSockets,
+}
+
+/// Shadows `wasi:sockets/tcp` and `tcp-create-socket` in a linker that already has
+/// wasmtime-wasi's p2 interfaces.
+pub(crate) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    getter: fn(&mut T) -> PodTcpView<'_>,
+) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    tcp::add_to_linker::<T, PodTcp>(linker, getter)?;
+    tcp_create_socket::add_to_linker::<T, PodTcp>(linker, getter)?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// A second handle to a resource the guest lent us, for nested calls into wasmtime-wasi.
+fn borrow<T: 'static>(r: &Resource<T>) -> Resource<T> {
+    Resource::new_borrow(r.rep())
+}
+
+impl PodTcpView<'_> {
+    fn is_v6(&self, socket: &Resource<TcpSocket>) -> bool {
+        self.pod.v6.contains(&socket.rep())
+    }
+
+    /// Binds an unbound socket to `podIP:0` before it connects to a loopback address.
+    fn bind_to_pod_ip(
+        &mut self,
+        this: &Resource<TcpSocket>,
+        network: &Resource<Network>,
+    ) -> SocketResult<()> {
+        if HostTcpSocket::local_address(&mut self.inner, borrow(this)).is_ok() {
+            return Ok(()); // bound by the guest already
+        }
+        let local = SocketAddr::from((self.pod.network.pod_ip, 0)).into();
+        {
+            let bind =
+                HostTcpSocket::start_bind(&mut self.inner, borrow(this), borrow(network), local);
+            let mut bind = std::pin::pin!(bind);
+            match bind.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(result) => result?,
+                // The address check is synchronous and bind(2) does not block: never here.
+                Poll::Pending => return Err(ErrorCode::WouldBlock.into()),
+            }
+        }
+        HostTcpSocket::finish_bind(&mut self.inner, borrow(this))
+    }
+}
+
+use std::future::Future as _;
+
+impl tcp_create_socket::Host for PodTcpView<'_> {
+    fn create_tcp_socket(&mut self, family: IpAddressFamily) -> SocketResult<Resource<TcpSocket>> {
+        let socket =
+            tcp_create_socket::Host::create_tcp_socket(&mut self.inner, IpAddressFamily::Ipv4)?;
+        if matches!(family, IpAddressFamily::Ipv6) {
+            self.pod.v6.insert(socket.rep());
+        }
+        Ok(socket)
+    }
+}
+
+impl tcp::Host for PodTcpView<'_> {}
+
+impl network::Host for PodTcpView<'_> {
+    fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<ErrorCode> {
+        network::Host::convert_error_code(&mut self.inner, error)
+    }
+
+    fn network_error_code(
+        &mut self,
+        err: Resource<wasmtime::Error>,
+    ) -> wasmtime::Result<Option<ErrorCode>> {
+        network::Host::network_error_code(&mut self.inner, err)
+    }
+}
+
+impl network::HostNetwork for PodTcpView<'_> {
+    fn drop(&mut self, this: Resource<Network>) -> wasmtime::Result<()> {
+        network::HostNetwork::drop(&mut self.inner, this)
+    }
+}
+
+impl HostTcpSocket for PodTcpView<'_> {
+    async fn start_bind(
+        &mut self,
+        this: Resource<TcpSocket>,
+        network: Resource<Network>,
+        local_address: IpSocketAddress,
+    ) -> SocketResult<()> {
+        let v6 = self.is_v6(&this);
+        let local =
+            self.pod
+                .network
+                .host_addr(local_address.into(), v6, ErrorCode::AddressNotBindable)?;
+        HostTcpSocket::start_bind(&mut self.inner, this, network, local.into()).await
+    }
+
+    fn finish_bind(&mut self, this: Resource<TcpSocket>) -> SocketResult<()> {
+        HostTcpSocket::finish_bind(&mut self.inner, this)
+    }
+
+    fn start_connect(
+        &mut self,
+        this: Resource<TcpSocket>,
+        network: Resource<Network>,
+        remote_address: IpSocketAddress,
+    ) -> SocketResult<()> {
+        let v6 = self.is_v6(&this);
+        let remote =
+            self.pod
+                .network
+                .host_addr(remote_address.into(), v6, ErrorCode::RemoteUnreachable)?;
+        if remote.ip().is_loopback() {
+            self.bind_to_pod_ip(&this, &network)?;
+        }
+        HostTcpSocket::start_connect(&mut self.inner, this, network, remote.into())
+    }
+
+    fn finish_connect(
+        &mut self,
+        this: Resource<TcpSocket>,
+    ) -> SocketResult<(Resource<DynInputStream>, Resource<DynOutputStream>)> {
+        HostTcpSocket::finish_connect(&mut self.inner, this)
+    }
+
+    async fn start_listen(&mut self, this: Resource<TcpSocket>) -> SocketResult<()> {
+        HostTcpSocket::start_listen(&mut self.inner, this).await
+    }
+
+    fn finish_listen(&mut self, this: Resource<TcpSocket>) -> SocketResult<()> {
+        HostTcpSocket::finish_listen(&mut self.inner, this)
+    }
+
+    fn accept(
+        &mut self,
+        this: Resource<TcpSocket>,
+    ) -> SocketResult<(
+        Resource<TcpSocket>,
+        Resource<DynInputStream>,
+        Resource<DynOutputStream>,
+    )> {
+        let v6 = self.is_v6(&this);
+        let accepted = HostTcpSocket::accept(&mut self.inner, this)?;
+        if v6 {
+            self.pod.v6.insert(accepted.0.rep());
+        }
+        Ok(accepted)
+    }
+
+    fn local_address(&mut self, this: Resource<TcpSocket>) -> SocketResult<IpSocketAddress> {
+        let v6 = self.is_v6(&this);
+        let addr = HostTcpSocket::local_address(&mut self.inner, this)?;
+        Ok(to_guest(addr.into(), v6).into())
+    }
+
+    fn remote_address(&mut self, this: Resource<TcpSocket>) -> SocketResult<IpSocketAddress> {
+        let v6 = self.is_v6(&this);
+        let addr = HostTcpSocket::remote_address(&mut self.inner, this)?;
+        Ok(to_guest(addr.into(), v6).into())
+    }
+
+    fn is_listening(&mut self, this: Resource<TcpSocket>) -> wasmtime::Result<bool> {
+        HostTcpSocket::is_listening(&mut self.inner, this)
+    }
+
+    fn address_family(&mut self, this: Resource<TcpSocket>) -> wasmtime::Result<IpAddressFamily> {
+        if self.is_v6(&this) {
+            return Ok(IpAddressFamily::Ipv6);
+        }
+        HostTcpSocket::address_family(&mut self.inner, this)
+    }
+
+    fn set_listen_backlog_size(
+        &mut self,
+        this: Resource<TcpSocket>,
+        value: u64,
+    ) -> SocketResult<()> {
+        HostTcpSocket::set_listen_backlog_size(&mut self.inner, this, value)
+    }
+
+    fn keep_alive_enabled(&mut self, this: Resource<TcpSocket>) -> SocketResult<bool> {
+        HostTcpSocket::keep_alive_enabled(&mut self.inner, this)
+    }
+
+    fn set_keep_alive_enabled(
+        &mut self,
+        this: Resource<TcpSocket>,
+        value: bool,
+    ) -> SocketResult<()> {
+        HostTcpSocket::set_keep_alive_enabled(&mut self.inner, this, value)
+    }
+
+    fn keep_alive_idle_time(&mut self, this: Resource<TcpSocket>) -> SocketResult<u64> {
+        HostTcpSocket::keep_alive_idle_time(&mut self.inner, this)
+    }
+
+    fn set_keep_alive_idle_time(
+        &mut self,
+        this: Resource<TcpSocket>,
+        value: u64,
+    ) -> SocketResult<()> {
+        HostTcpSocket::set_keep_alive_idle_time(&mut self.inner, this, value)
+    }
+
+    fn keep_alive_interval(&mut self, this: Resource<TcpSocket>) -> SocketResult<u64> {
+        HostTcpSocket::keep_alive_interval(&mut self.inner, this)
+    }
+
+    fn set_keep_alive_interval(
+        &mut self,
+        this: Resource<TcpSocket>,
+        value: u64,
+    ) -> SocketResult<()> {
+        HostTcpSocket::set_keep_alive_interval(&mut self.inner, this, value)
+    }
+
+    fn keep_alive_count(&mut self, this: Resource<TcpSocket>) -> SocketResult<u32> {
+        HostTcpSocket::keep_alive_count(&mut self.inner, this)
+    }
+
+    fn set_keep_alive_count(&mut self, this: Resource<TcpSocket>, value: u32) -> SocketResult<()> {
+        HostTcpSocket::set_keep_alive_count(&mut self.inner, this, value)
+    }
+
+    fn hop_limit(&mut self, this: Resource<TcpSocket>) -> SocketResult<u8> {
+        HostTcpSocket::hop_limit(&mut self.inner, this)
+    }
+
+    fn set_hop_limit(&mut self, this: Resource<TcpSocket>, value: u8) -> SocketResult<()> {
+        HostTcpSocket::set_hop_limit(&mut self.inner, this, value)
+    }
+
+    fn receive_buffer_size(&mut self, this: Resource<TcpSocket>) -> SocketResult<u64> {
+        HostTcpSocket::receive_buffer_size(&mut self.inner, this)
+    }
+
+    fn set_receive_buffer_size(
+        &mut self,
+        this: Resource<TcpSocket>,
+        value: u64,
+    ) -> SocketResult<()> {
+        HostTcpSocket::set_receive_buffer_size(&mut self.inner, this, value)
+    }
+
+    fn send_buffer_size(&mut self, this: Resource<TcpSocket>) -> SocketResult<u64> {
+        HostTcpSocket::send_buffer_size(&mut self.inner, this)
+    }
+
+    fn set_send_buffer_size(&mut self, this: Resource<TcpSocket>, value: u64) -> SocketResult<()> {
+        HostTcpSocket::set_send_buffer_size(&mut self.inner, this, value)
+    }
+
+    fn subscribe(&mut self, this: Resource<TcpSocket>) -> wasmtime::Result<Resource<DynPollable>> {
+        HostTcpSocket::subscribe(&mut self.inner, this)
+    }
+
+    fn shutdown(
+        &mut self,
+        this: Resource<TcpSocket>,
+        shutdown_type: ShutdownType,
+    ) -> SocketResult<()> {
+        HostTcpSocket::shutdown(&mut self.inner, this, shutdown_type)
+    }
+
+    fn drop(&mut self, this: Resource<TcpSocket>) -> wasmtime::Result<()> {
+        self.pod.v6.remove(&this.rep());
+        HostTcpSocket::drop(&mut self.inner, this)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    const A: Ipv4Addr = Ipv4Addr::new(127, 64, 0, 2);
+    const B: Ipv4Addr = Ipv4Addr::new(127, 64, 0, 3);
+
+    fn pod() -> PodNetwork {
+        PodNetwork {
+            pod_ip: A,
+            allow_external: false,
+        }
+    }
+
+    fn v4(ip: Ipv4Addr, port: u16) -> SocketAddr {
+        SocketAddr::from((ip, port))
+    }
+
+    #[test]
+    fn cidr_contains() {
+        assert!(POD_RANGE.contains(Ipv4Addr::new(127, 64, 0, 1)));
+        assert!(POD_RANGE.contains(Ipv4Addr::new(127, 127, 255, 255)));
+        assert!(!POD_RANGE.contains(Ipv4Addr::new(127, 128, 0, 0)));
+        assert!(!POD_RANGE.contains(Ipv4Addr::LOCALHOST));
+        assert!(
+            Ipv4Cidr {
+                addr: Ipv4Addr::UNSPECIFIED,
+                prefix: 0
+            }
+            .contains(Ipv4Addr::new(8, 8, 8, 8))
+        );
+    }
+
+    #[test]
+    fn wildcard_and_localhost_become_the_pod_ip() {
+        let p = pod();
+        let e = ErrorCode::AddressNotBindable;
+        assert_eq!(
+            p.host_addr(v4(Ipv4Addr::UNSPECIFIED, 80), false, e),
+            Ok(v4(A, 80))
+        );
+        assert_eq!(
+            p.host_addr(v4(Ipv4Addr::LOCALHOST, 80), false, e),
+            Ok(v4(A, 80))
+        );
+        assert_eq!(
+            p.host_addr(v4(Ipv4Addr::new(127, 0, 0, 53), 53), false, e),
+            Ok(v4(A, 53))
+        );
+        assert_eq!(
+            p.host_addr(v4(B, 80), false, e),
+            Ok(v4(B, 80)),
+            "other pods stay themselves"
+        );
+    }
+
+    #[test]
+    fn ipv6_sockets_are_backed_by_ipv4() {
+        let p = pod();
+        let e = ErrorCode::RemoteUnreachable;
+        let any6 = SocketAddr::from((Ipv6Addr::UNSPECIFIED, 80));
+        let lo6 = SocketAddr::from((Ipv6Addr::LOCALHOST, 8080));
+        let mapped = SocketAddr::from((B.to_ipv6_mapped(), 80));
+        assert_eq!(p.host_addr(any6, true, e), Ok(v4(A, 80)));
+        assert_eq!(p.host_addr(lo6, true, e), Ok(v4(A, 8080)));
+        assert_eq!(p.host_addr(mapped, true, e), Ok(v4(B, 80)));
+        let real6 = SocketAddr::from(("2001:db8::1".parse::<Ipv6Addr>().unwrap(), 80));
+        assert_eq!(
+            p.host_addr(real6, true, e),
+            Err(ErrorCode::RemoteUnreachable)
+        );
+        assert_eq!(
+            p.host_addr(v4(A, 80), true, e),
+            Err(ErrorCode::InvalidArgument)
+        );
+        assert_eq!(
+            to_guest(v4(A, 80), true),
+            SocketAddr::from((A.to_ipv6_mapped(), 80))
+        );
+        assert_eq!(to_guest(v4(A, 80), false), v4(A, 80));
+    }
+
+    #[test]
+    fn binds_only_the_own_pod_ip() {
+        let p = pod();
+        assert!(p.allows(v4(A, 80), SocketAddrUse::TcpBind));
+        assert!(p.allows(v4(A, 80), SocketAddrUse::TcpListen));
+        assert!(
+            !p.allows(v4(B, 80), SocketAddrUse::TcpBind),
+            "another pod's IP"
+        );
+        assert!(!p.allows(v4(Ipv4Addr::UNSPECIFIED, 80), SocketAddrUse::TcpBind));
+        assert!(
+            p.allows(v4(Ipv4Addr::UNSPECIFIED, 0), SocketAddrUse::TcpBind),
+            "implicit bind"
+        );
+        assert!(!p.allows(v4(Ipv4Addr::UNSPECIFIED, 0), SocketAddrUse::TcpListen));
+    }
+
+    #[test]
+    fn connects_only_inside_the_cluster_unless_external_is_allowed() {
+        let p = pod();
+        assert!(p.allows(v4(A, 80), SocketAddrUse::TcpConnect));
+        assert!(p.allows(v4(B, 80), SocketAddrUse::TcpConnect));
+        assert!(
+            !p.allows(v4(Ipv4Addr::LOCALHOST, 22), SocketAddrUse::TcpConnect),
+            "host port"
+        );
+        assert!(
+            !p.allows(
+                v4(Ipv4Addr::new(127, 1, 0, 1), 10250),
+                SocketAddrUse::TcpConnect
+            ),
+            "node address"
+        );
+        assert!(!p.allows(
+            v4(Ipv4Addr::new(192, 168, 1, 10), 80),
+            SocketAddrUse::TcpConnect
+        ));
+        let open = PodNetwork {
+            allow_external: true,
+            ..p
+        };
+        assert!(open.allows(
+            v4(Ipv4Addr::new(192, 168, 1, 10), 80),
+            SocketAddrUse::TcpConnect
+        ));
+        assert!(!open.allows(v4(Ipv4Addr::LOCALHOST, 22), SocketAddrUse::TcpConnect));
+    }
+}

@@ -1,0 +1,198 @@
+//! Pods become WebAssembly instances: `wasmkube up` runs the control plane and a node agent,
+//! and the real kubectl sees pods start, log, share localhost and volumes, crash and restart.
+
+use std::time::Duration;
+
+use crate::support::{Cluster, OutputExt, eventually, manifest};
+
+/// Flags that shorten the node agent's timers so restarts show within seconds.
+const FAST: &[&str] = &[
+    "--backoff-base",
+    "1s",
+    "--backoff-max",
+    "4s",
+    "--sync-frequency",
+    "2s",
+    "--node-status-update-frequency",
+    "2s",
+];
+
+fn phase(cluster: &Cluster, pod: &str) -> String {
+    cluster.jsonpath(&["pod", pod], "{.status.phase}")
+}
+
+fn wait_running(cluster: &Cluster, pod: &str) {
+    eventually(Duration::from_secs(60), || {
+        match phase(cluster, pod).as_str() {
+            "Running" => Ok(()),
+            other => Err(format!(
+                "pod {pod} is {other:?}\n{}",
+                cluster.kubectl(&["describe", "pod", pod]).describe()
+            )),
+        }
+    });
+}
+
+fn logs_contain(cluster: &Cluster, args: &[&str], needle: &str) -> String {
+    eventually(Duration::from_secs(30), || {
+        let mut full = vec!["logs"];
+        full.extend_from_slice(args);
+        let out = cluster.kubectl(&full);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if text.contains(needle) {
+            Ok(text)
+        } else {
+            Err(format!(
+                "kubectl {full:?} lacks {needle:?}: {}",
+                out.describe()
+            ))
+        }
+    })
+}
+
+#[test]
+fn a_node_registers_and_a_pod_runs_with_its_own_ip_and_logs() {
+    let Some(cluster) = Cluster::up_with_kubectl("pods::runs", FAST) else {
+        return;
+    };
+    eventually(Duration::from_secs(30), || {
+        let nodes = cluster.kubectl_ok(&["get", "nodes"]);
+        if nodes.contains("node-1") && nodes.contains(" Ready") {
+            Ok(())
+        } else {
+            Err(nodes)
+        }
+    });
+    cluster.kubectl_ok(&[
+        "run",
+        "hello",
+        "--image=wasmkube/toolbox",
+        "--restart=Never",
+        "--command",
+        "--",
+        "sh",
+        "-c",
+        "echo hello from $HOSTNAME; sleep 60",
+    ]);
+    wait_running(&cluster, "hello");
+    logs_contain(&cluster, &["hello"], "hello from hello");
+    let ip = cluster.jsonpath(&["pod", "hello"], "{.status.podIP}");
+    let cidr = cluster.jsonpath(&["node", "node-1"], "{.spec.podCIDR}");
+    let network = cidr.trim_end_matches("0.0/16");
+    assert!(
+        !network.is_empty() && ip.starts_with(network),
+        "pod IP {ip} is in node-1's pod network {cidr}"
+    );
+    let wide = cluster.kubectl_ok(&["get", "pod", "hello", "-o", "wide"]);
+    assert!(
+        wide.contains("node-1") && wide.contains("Running"),
+        "{wide}"
+    );
+    let started = std::time::Instant::now();
+    cluster.kubectl_ok(&["delete", "pod", "hello", "--grace-period=1"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "deletion took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn containers_of_a_pod_meet_on_localhost_and_two_pods_both_listen_on_80() {
+    let Some(cluster) = Cluster::up_with_kubectl("pods::localhost", FAST) else {
+        return;
+    };
+    let path = manifest("pod-pair.yaml");
+    cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
+    wait_running(&cluster, "pair-a");
+    wait_running(&cluster, "pair-b");
+    // The web guest's default page names the pod that served it.
+    logs_contain(&cluster, &["pair-a", "-c", "client"], "pair-a");
+    logs_contain(&cluster, &["pair-b", "-c", "client"], "pair-b");
+    let a = cluster.jsonpath(&["pod", "pair-a"], "{.status.podIP}");
+    let b = cluster.jsonpath(&["pod", "pair-b"], "{.status.podIP}");
+    assert_ne!(a, b);
+}
+
+#[test]
+fn an_empty_dir_is_shared_and_a_config_map_is_files_and_env() {
+    let Some(cluster) = Cluster::up_with_kubectl("pods::volumes", FAST) else {
+        return;
+    };
+    let path = manifest("volumes.yaml");
+    cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
+    wait_running(&cluster, "shared");
+    let text = logs_contain(&cluster, &["shared", "-c", "reader"], "written-by-writer");
+    assert!(text.contains("hello-from-configmap"), "{text}");
+    assert!(text.contains("env=hello-from-configmap"), "{text}");
+}
+
+#[test]
+fn a_crashing_container_restarts_with_backoff_and_keeps_its_previous_logs() {
+    let Some(cluster) = Cluster::up_with_kubectl("pods::crash", FAST) else {
+        return;
+    };
+    cluster.kubectl_ok(&[
+        "run",
+        "crasher",
+        "--image=wasmkube/crash",
+        "--env=CRASH_AFTER=0",
+        "--env=EXIT_CODE=3",
+    ]);
+    eventually(Duration::from_secs(60), || {
+        let restarts: u32 = cluster
+            .jsonpath(
+                &["pod", "crasher"],
+                "{.status.containerStatuses[0].restartCount}",
+            )
+            .parse()
+            .unwrap_or(0);
+        let code = cluster.jsonpath(
+            &["pod", "crasher"],
+            "{.status.containerStatuses[0].lastState.terminated.exitCode}",
+        );
+        if restarts >= 2 && code == "3" {
+            Ok(())
+        } else {
+            Err(format!("restarts {restarts}, last exit {code:?}"))
+        }
+    });
+    let status = cluster.kubectl_ok(&["get", "pod", "crasher"]);
+    assert!(
+        status.contains("CrashLoopBackOff") || status.contains("Error"),
+        "{status}"
+    );
+    let previous = cluster.kubectl(&["logs", "crasher", "--previous"]);
+    assert!(previous.status.success(), "{}", previous.describe());
+}
+
+#[test]
+fn a_pod_that_exits_is_succeeded_or_failed_with_its_exit_code() {
+    let Some(cluster) = Cluster::up_with_kubectl("pods::exit", FAST) else {
+        return;
+    };
+    cluster.kubectl_ok(&[
+        "run",
+        "fails",
+        "--image=wasmkube/crash",
+        "--restart=Never",
+        "--env=CRASH_AFTER=0",
+        "--env=EXIT_CODE=7",
+    ]);
+    eventually(Duration::from_secs(60), || {
+        match phase(&cluster, "fails").as_str() {
+            "Failed" => Ok(()),
+            other => Err(format!("phase {other:?}")),
+        }
+    });
+    let code = cluster.jsonpath(
+        &["pod", "fails"],
+        "{.status.containerStatuses[0].state.terminated.exitCode}",
+    );
+    assert_eq!(code, "7");
+    let reason = cluster.jsonpath(
+        &["pod", "fails"],
+        "{.status.containerStatuses[0].state.terminated.reason}",
+    );
+    assert_eq!(reason, "Error");
+}
