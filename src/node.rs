@@ -58,6 +58,9 @@ pub struct NodeArgs {
     /// Allow containers to connect to addresses outside the cluster.
     #[arg(long)]
     pub allow_external_network: bool,
+    /// Where compiled images (`.cwasm`) are cached [default: DATA_DIR/cache]; clusters may share one.
+    #[arg(long)]
+    pub compile_cache: Option<PathBuf>,
 }
 
 /// Why a node agent could not start.
@@ -134,7 +137,11 @@ impl NodeArgs {
             max_memory_bytes,
             ..EngineConfig::default()
         })?;
-        let runtime = ContainerRuntime::new(engine, Some(&data_dir.join("cache")))?;
+        let cache = self
+            .compile_cache
+            .clone()
+            .unwrap_or_else(|| data_dir.join("cache"));
+        let runtime = ContainerRuntime::new(engine, Some(&cache))?;
         Ok((
             Arc::new(runtime),
             Arc::new(Images::builtin(self.allow_file_images)),

@@ -358,6 +358,9 @@ impl Cluster {
             "--cluster-cidr",
             &cidr,
         ];
+        // One compile cache for every test cluster: each image is compiled once per run.
+        let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/wasm-cache");
+        command.extend_from_slice(&["--compile-cache", cache]);
         command.extend_from_slice(extra);
         let mut cluster = Cluster::start_with(&command);
         cluster.kubectl = Some(kubectl);
