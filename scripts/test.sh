@@ -45,6 +45,7 @@ export WASMKUBE_PYTHON="$PWD/.venv/bin/python"
 
 section "cargo fmt"
 cargo fmt --all --check
+cargo fmt --manifest-path wasm-examples/Cargo.toml --all --check
 
 section "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
@@ -53,5 +54,8 @@ section "cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace 2>&1 | tee "$log"
+
+section "guests' own tests (wasm-examples, on the host target)"
+cargo test --manifest-path wasm-examples/Cargo.toml 2>&1 | tee -a "$log"
 # One closing line for the whole run (cargo's own last line is a doc-test binary's "0 passed").
 awk '/^test result:/ { p += $4; f += $6 } END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
