@@ -1,4 +1,4 @@
-//! wasmkube's kubectl-style client verbs: `apply`, `get`, `describe`, `delete`, `scale`.
+//! wasmkube's kubectl-style client verbs: `apply`, `get`, `describe`, `delete`, `scale`, `logs`.
 //!
 //! They talk to any Kubernetes-compatible API server through kube-rs, resolve resource types
 //! through the server's discovery (so short names such as `po` and `deploy` work), and print
@@ -15,6 +15,7 @@ mod delete;
 mod describe;
 mod error;
 mod get;
+mod logs;
 mod manifest;
 mod print;
 mod resource;
@@ -24,6 +25,7 @@ pub use apply::ApplyArgs;
 pub use delete::{Cascade, DeleteArgs};
 pub use describe::DescribeArgs;
 pub use get::{GetArgs, OutputFormat};
+pub use logs::LogsArgs;
 pub use scale::ScaleArgs;
 
 /// The client verbs, as clap subcommands.
@@ -39,6 +41,8 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Set the replica count of a scalable object (like `kubectl scale`).
     Scale(ScaleArgs),
+    /// Print a container's logs (like `kubectl logs`).
+    Logs(LogsArgs),
 }
 
 /// The error [`run`] returns once it has printed what went wrong to stderr (kubectl's
@@ -77,5 +81,6 @@ async fn dispatch(command: Command, cluster: &client::Cluster) -> Result<(), err
         Command::Describe(args) => describe::run(args, cluster).await,
         Command::Delete(args) => delete::run(args, cluster).await,
         Command::Scale(args) => scale::run(args, cluster).await,
+        Command::Logs(args) => logs::run(args, cluster).await,
     }
 }

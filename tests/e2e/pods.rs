@@ -76,6 +76,12 @@ fn a_node_registers_and_a_pod_runs_with_its_own_ip_and_logs() {
     ]);
     wait_running(&cluster, "hello");
     logs_contain(&cluster, &["hello"], "hello from hello");
+    let ours = cluster.wasmkube(&["logs", "hello", "--tail", "5"]);
+    assert!(
+        ours.stdout_text().contains("hello from hello"),
+        "wasmkube logs: {}",
+        ours.describe()
+    );
     let ip = cluster.jsonpath(&["pod", "hello"], "{.status.podIP}");
     let cidr = cluster.jsonpath(&["node", "node-1"], "{.spec.podCIDR}");
     let network = cidr.trim_end_matches("0.0/16");
