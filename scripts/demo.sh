@@ -38,9 +38,8 @@ for _ in $(seq 1 100); do
 done
 "$bin" get pods -o wide
 sleep 2
-echo "== kubectl logs web-and-client -c client (the web container's page, fetched over localhost)"
-kubectl_logs() { curl -s "$(grep -o 'http://[0-9.:]*' "$log" | head -1)/api/v1/namespaces/default/pods/web-and-client/log?container=client&tailLines=5"; }
-kubectl_logs
+echo "== wasmkube logs web-and-client -c client (the web container's page, fetched over localhost)"
+"$bin" logs web-and-client -c client --tail 6
 echo
 echo "The cluster is running: export KUBECONFIG=$KUBECONFIG and use kubectl or wasmkube."
 echo "Ctrl-C stops it."
