@@ -5,6 +5,7 @@
 //! `/apis/{group}/{version}`), and one dispatcher keeps the verb mapping in one place.
 
 pub mod body;
+pub mod delete;
 pub mod discovery;
 pub mod error;
 pub mod objects;
@@ -222,10 +223,8 @@ async fn resource(
         (&Method::PATCH, true, None) => {
             objects::update(state, &t, query, patch_change(&bytes)?, Part::Main).await
         }
-        (&Method::DELETE, true, None) => objects::delete(state, &t, query, &bytes).await,
-        (&Method::DELETE, false, None) => {
-            objects::delete_collection(state, &t, query, &bytes).await
-        }
+        (&Method::DELETE, true, None) => delete::delete(state, &t, query, &bytes).await,
+        (&Method::DELETE, false, None) => delete::delete_collection(state, &t, query, &bytes).await,
         (_, true, Some(sub)) if t.rt.subresource(sub).is_none() => Err(ApiError::NoSuchResource),
         (&Method::GET, true, Some("status")) => read::get(state, &t, query, accept).await,
         (&Method::PUT, true, Some("status")) => {

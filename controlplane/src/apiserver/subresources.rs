@@ -255,7 +255,7 @@ pub async fn evict(
         .get("deleteOptions")
         .map(|o| serde_json::to_vec(o).unwrap_or_default())
         .unwrap_or_default();
-    objects::delete(state, t, query, &options).await?;
+    super::delete::delete(state, t, query, &options).await?;
     Ok(status_success(StatusCode::CREATED))
 }
 

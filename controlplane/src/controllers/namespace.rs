@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::apiserver::ApiState;
+use crate::apiserver::delete;
 use crate::apiserver::error::ApiError;
-use crate::apiserver::objects;
 use crate::apiserver::request::{Query, Target};
 use crate::store::{self, Write};
 
@@ -122,7 +122,7 @@ async fn remove_contents(state: &ApiState, ns: &str) -> Result<usize, ApiError> 
                 name: Some(name.to_string()),
                 subresource: None,
             };
-            match objects::delete(state, &target, &query, &[]).await {
+            match delete::delete(state, &target, &query, &[]).await {
                 Ok(_) | Err(ApiError::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
