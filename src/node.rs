@@ -58,6 +58,10 @@ pub struct NodeArgs {
     /// Allow containers to connect to addresses outside the cluster.
     #[arg(long)]
     pub allow_external_network: bool,
+    /// Serve pod ports below 1024 at 61000+port on the host, as when the agent may not bind
+    /// them (automatic then: not root and ip_unprivileged_port_start above them).
+    #[arg(long)]
+    pub map_low_ports: bool,
     /// Where compiled images (`.cwasm`) are cached [default: DATA_DIR/cache]; clusters may share one.
     #[arg(long)]
     pub compile_cache: Option<PathBuf>,
@@ -117,6 +121,7 @@ impl NodeArgs {
         config.sync_period = self.sync_frequency;
         config.allow_host_path = self.allow_host_path;
         config.allow_external_network = self.allow_external_network;
+        config.map_low_ports = self.map_low_ports;
         Ok(config)
     }
 

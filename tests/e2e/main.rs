@@ -10,6 +10,7 @@ mod cli;
 mod errors;
 mod http;
 mod kubectl;
+mod lifecycle;
 mod pods;
 mod python;
 mod restart;

@@ -184,8 +184,17 @@ struct Server {
 }
 
 impl Server {
-    fn start(data_dir: &Path, command: &[String]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmkube"))
+    /// Starts `wasmkube COMMAND`, through `prefix` (e.g. `setpriv --reuid ...`) if not empty.
+    fn start(data_dir: &Path, command: &[String], prefix: &[String]) -> Server {
+        let mut cmd = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(env!("CARGO_BIN_EXE_wasmkube"));
+                cmd
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_wasmkube")),
+        };
+        let mut child = cmd
             .args(command)
             .args(["--port", "0", "--data-dir"])
             .arg(data_dir)
@@ -300,6 +309,8 @@ pub struct Cluster {
     kubectl: Option<PathBuf>,
     /// `server`, or `up` with its flags.
     command: Vec<String>,
+    /// What the server runs under (`setpriv ...`), if anything.
+    prefix: Vec<String>,
 }
 
 impl Cluster {
@@ -310,17 +321,30 @@ impl Cluster {
 
     /// Starts `wasmkube COMMAND...` (e.g. `up --nodes 1 ...`) with a random API port.
     pub fn start_with(command: &[&str]) -> Cluster {
+        Cluster::start_as(command, &[])
+    }
+
+    /// Starts `PREFIX... wasmkube COMMAND...`, e.g. under `setpriv` as another user (the data
+    /// directory is then open to everyone).
+    pub fn start_as(command: &[&str], prefix: &[&str]) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("wasmkube-e2e-")
             .tempdir()
             .expect("temp data dir");
+        if !prefix.is_empty() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+                .expect("open the data dir to the other user");
+        }
         let command: Vec<String> = command.iter().map(|s| s.to_string()).collect();
-        let server = Server::start(dir.path(), &command);
+        let prefix: Vec<String> = prefix.iter().map(|s| s.to_string()).collect();
+        let server = Server::start(dir.path(), &command, &prefix);
         let cluster = Cluster {
             dir,
             server: Some(server),
             kubectl: None,
             command,
+            prefix,
         };
         eventually(Duration::from_secs(5), || {
             let path = cluster.kubeconfig();
@@ -344,6 +368,11 @@ impl Cluster {
     /// Starts a whole cluster (`wasmkube up` with node agents, timers shortened by `extra`
     /// flags) and finds kubectl 1.37; `None` when kubectl is missing outside CI.
     pub fn up_with_kubectl(test: &str, extra: &[&str]) -> Option<Cluster> {
+        Cluster::up_with_kubectl_as(test, extra, &[])
+    }
+
+    /// [`Cluster::up_with_kubectl`] with the server started through `prefix` (`setpriv`).
+    pub fn up_with_kubectl_as(test: &str, extra: &[&str], prefix: &[&str]) -> Option<Cluster> {
         let kubectl = kubectl_path(test)?;
         // Clusters of one test run share the loopback network: each gets its own pod range.
         static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
@@ -360,9 +389,13 @@ impl Cluster {
         ];
         // One compile cache for every test cluster: each image is compiled once per run.
         let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/wasm-cache");
+        if !prefix.is_empty() {
+            // Another user shares it too: open it (and each engine's directory) to everyone.
+            open_to_everyone(Path::new(cache));
+        }
         command.extend_from_slice(&["--compile-cache", cache]);
         command.extend_from_slice(extra);
-        let mut cluster = Cluster::start_with(&command);
+        let mut cluster = Cluster::start_as(&command, prefix);
         cluster.kubectl = Some(kubectl);
         Some(cluster)
     }
@@ -487,7 +520,7 @@ impl Cluster {
     /// Starts the server again on the same data directory (after [`Cluster::stop`]).
     pub fn restart(&mut self) {
         assert!(self.server.is_none(), "stop the server first");
-        self.server = Some(Server::start(self.dir.path(), &self.command));
+        self.server = Some(Server::start(self.dir.path(), &self.command, &self.prefix));
     }
 
     /// The last few KiB the server wrote to stderr.
@@ -525,6 +558,21 @@ impl Drop for Cluster {
                     .unwrap_or(0);
                 eprintln!("--- wasmkube server stderr (tail)\n{}", &log[start..]);
             }
+        }
+    }
+}
+
+/// Creates `dir` if needed and makes it and the directories in it writable by every user.
+fn open_to_everyone(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).expect("create the shared compile cache");
+    let open = |p: &Path| {
+        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777));
+    };
+    open(dir);
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.path().is_dir() {
+            open(&entry.path());
         }
     }
 }

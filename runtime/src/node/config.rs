@@ -45,6 +45,9 @@ pub struct NodeConfig {
     pub allow_host_path: bool,
     /// Whether containers may connect to non-loopback addresses.
     pub allow_external_network: bool,
+    /// Map pod ports below 1024 to `61000 + port` on the host even if this process could
+    /// bind them; the agent turns it on by itself when it cannot (see `wasm::PodNetwork`).
+    pub map_low_ports: bool,
 }
 
 impl Default for NodeConfig {
@@ -71,6 +74,7 @@ impl Default for NodeConfig {
             sync_period: Duration::from_secs(60),
             allow_host_path: false,
             allow_external_network: false,
+            map_low_ports: false,
         }
     }
 }

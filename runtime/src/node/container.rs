@@ -131,6 +131,8 @@ pub enum State {
         since: Instant,
         /// Cancelled to kill the instance.
         stop: CancellationToken,
+        /// Cancelled to ask it to stop: its listening sockets close.
+        drain: CancellationToken,
     },
     /// It ended and will not run again (or not yet decided).
     Terminated(Terminated),
@@ -227,7 +229,12 @@ impl Record {
     }
 
     /// Marks the container running (a new instance started).
-    pub fn started(&mut self, container_id: String, stop: CancellationToken) {
+    pub fn started(
+        &mut self,
+        container_id: String,
+        stop: CancellationToken,
+        drain: CancellationToken,
+    ) {
         if self.ran_before {
             self.restart_count += 1;
         }
@@ -237,6 +244,7 @@ impl Record {
             started_at: jiff::Timestamp::now(),
             since: Instant::now(),
             stop,
+            drain,
         };
     }
 

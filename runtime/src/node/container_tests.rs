@@ -47,7 +47,11 @@ fn exit(code: i32) -> Exit {
 fn restart_moves_the_run_to_last_state_and_counts() {
     let mut r = Record::new("c", false, "wasmkube/crash", backoff(), "ContainerCreating");
     assert_eq!(r.next_start(), 0);
-    r.started("wasm://a".into(), CancellationToken::new());
+    r.started(
+        "wasm://a".into(),
+        CancellationToken::new(),
+        CancellationToken::new(),
+    );
     assert!(r.status().ready);
     r.exited(&exit(3));
     let s = r.status();
@@ -74,7 +78,11 @@ fn restart_moves_the_run_to_last_state_and_counts() {
         Some("Error")
     );
     assert_eq!((r.restart_count, r.next_start()), (0, 1));
-    r.started("wasm://b".into(), CancellationToken::new());
+    r.started(
+        "wasm://b".into(),
+        CancellationToken::new(),
+        CancellationToken::new(),
+    );
     assert_eq!(r.restart_count, 1);
     let s = r.status();
     assert_eq!(s.container_id.as_deref(), Some("wasm://b"));
@@ -92,7 +100,11 @@ fn restart_moves_the_run_to_last_state_and_counts() {
 #[test]
 fn adopting_a_running_container_counts_the_agent_restart() {
     let mut before = Record::new("c", false, "wasmkube/web", backoff(), "ContainerCreating");
-    before.started("wasm://a".into(), CancellationToken::new());
+    before.started(
+        "wasm://a".into(),
+        CancellationToken::new(),
+        CancellationToken::new(),
+    );
     before.restart_count = 2;
     let mut after = Record::new("c", false, "wasmkube/web", backoff(), "ContainerCreating");
     after.adopt(&before.status(), "Always");
@@ -101,7 +113,11 @@ fn adopting_a_running_container_counts_the_agent_restart() {
         Some((137, "Unknown"))
     );
     assert_eq!(after.next_start(), 3);
-    after.started("wasm://b".into(), CancellationToken::new());
+    after.started(
+        "wasm://b".into(),
+        CancellationToken::new(),
+        CancellationToken::new(),
+    );
     assert_eq!(after.restart_count, 3);
 }
 
@@ -114,7 +130,11 @@ fn init_containers_are_ready_once_completed() {
         backoff(),
         "PodInitializing",
     );
-    r.started("wasm://i".into(), CancellationToken::new());
+    r.started(
+        "wasm://i".into(),
+        CancellationToken::new(),
+        CancellationToken::new(),
+    );
     assert!(!r.status().ready);
     r.exited(&exit(0));
     assert!(r.status().ready);
@@ -123,7 +143,11 @@ fn init_containers_are_ready_once_completed() {
 #[test]
 fn adopting_keeps_finished_containers_finished() {
     let mut done = Record::new("c", false, "wasmkube/crash", backoff(), "ContainerCreating");
-    done.started("wasm://a".into(), CancellationToken::new());
+    done.started(
+        "wasm://a".into(),
+        CancellationToken::new(),
+        CancellationToken::new(),
+    );
     done.exited(&exit(0));
     let mut never = Record::new("c", false, "wasmkube/crash", backoff(), "ContainerCreating");
     never.adopt(&done.status(), "Never");

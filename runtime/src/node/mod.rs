@@ -11,12 +11,14 @@
 //!   the one place its status is written; `start.rs`: starting one container; `stop.rs`:
 //!   exits, restarts, graceful deletion;
 //!   `container.rs`: one container's states, restart count and CrashLoopBackOff;
+//!   `lifecycle.rs`: postStart/preStop hooks (httpGet, sleep);
 //!   `status.rs`: phase and conditions from container states (pure);
 //! - `ipam.rs`: pod IPs from the podCIDR, kept across restarts; `sandbox.rs`: the pod's
 //!   directories and mounts; `volumes.rs`: emptyDir/configMap/secret/downwardAPI/projected;
 //!   `env.rs`: env, `valueFrom`, `envFrom`, `$(VAR)`, argv;
 //! - `events.rs`: core/v1 Events with aggregation; `logs.rs`: per-container CRI log files;
-//!   `server.rs`: the node's HTTP endpoint (`/containerLogs`, `/healthz`).
+//!   `metrics.rs`: CPU and memory usage per container (`/metrics/resource`);
+//!   `server.rs`: the node's HTTP endpoint (`/containerLogs`, `/metrics/resource`, `/healthz`).
 
 pub mod config;
 pub mod container;
@@ -24,7 +26,9 @@ pub mod env;
 pub mod events;
 pub mod ipam;
 pub mod lease;
+pub mod lifecycle;
 pub mod logs;
+pub mod metrics;
 mod pods;
 pub mod register;
 pub mod sandbox;
@@ -49,7 +53,7 @@ pub use config::{
 };
 pub use logs::LogStore;
 pub use register::{CONTAINER_RUNTIME_VERSION, KUBELET_VERSION};
-pub use server::router as log_router;
+pub use server::router as endpoint_router;
 
 /// Why the node agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +79,9 @@ pub enum Error {
     /// Registering the Node failed for good.
     #[error("registering the node")]
     Register(#[from] register::Error),
+    /// The guest executor's threads could not be started.
+    #[error("starting the guest executor")]
+    Executor(#[source] std::io::Error),
     /// The pod IP allocations could not be opened.
     #[error("pod IP allocations")]
     Ipam(#[from] ipam::Error),
@@ -123,11 +130,31 @@ pub async fn run(
         ..ObjectReference::default()
     };
     recorder.emit(
-        node_ref,
+        node_ref.clone(),
         events::EventType::Normal,
         "Starting",
         "Starting kubelet.",
     );
+    let (bindable, start) = crate::wasm::low_ports_bindable();
+    let mut config = config;
+    if config.map_low_ports || !bindable {
+        config.map_low_ports = true;
+        let why = if bindable {
+            "as --map-low-ports asks".to_string()
+        } else {
+            format!(
+                "this agent may not bind them (ip_unprivileged_port_start={})",
+                start.map_or("unknown".into(), |s| s.to_string())
+            )
+        };
+        let message = format!(
+            "Pod ports below 1024 are served at {}+port on the host: {why}. Pods still see and \
+             use their own ports.",
+            crate::wasm::MAPPED_PORT_BASE
+        );
+        tracing::info!(node = %config.name, "{message}");
+        recorder.emit(node_ref, events::EventType::Normal, "PortsMapped", message);
+    }
 
     let mut tasks = JoinSet::new();
     tasks.spawn(events::run(
@@ -149,7 +176,8 @@ pub async fn run(
         port,
         stop.clone(),
     ));
-    let router = server::router(logs.clone());
+    let usages = metrics::Usages::new();
+    let router = server::router(logs.clone(), usages.clone());
     let server_stop = stop.clone();
     tasks.spawn(async move {
         let serve =
@@ -159,13 +187,16 @@ pub async fn run(
         }
     });
 
+    let guests = crate::wasm::GuestExecutor::new(config.cpu_millis).map_err(Error::Executor)?;
     let ctx = Arc::new(worker::Context {
         client,
         runtime,
+        guests,
         images,
         config,
         ipam: Mutex::new(ipam),
         logs,
+        usages,
         events: recorder,
     });
     pods::run(ctx, stop.clone()).await;

@@ -1,5 +1,6 @@
 //! The node's HTTP endpoint (the kubelet's port 10250, `daemonEndpoints.kubeletEndpoint`):
-//! `GET /containerLogs/{namespace}/{pod}/{container}` and `GET /healthz`.
+//! `GET /containerLogs/{namespace}/{pod}/{container}`, `GET /metrics/resource` (see
+//! `metrics.rs`) and `GET /healthz`.
 //!
 //! The API server's `pods/log` proxies here. Query parameters are the kubelet's: `follow`,
 //! `tailLines`, `previous`, `timestamps`, `sinceSeconds`, `sinceTime`, `limitBytes`. With
@@ -20,6 +21,7 @@ use serde::Deserialize;
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
 use super::logs::{self, LogStore, ReadOptions, complete_prefix, render};
+use super::metrics::Usages;
 
 /// How often a followed log is checked for new lines.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
@@ -48,7 +50,10 @@ pub struct LogQuery {
 }
 
 /// The endpoint's routes over a log index (no socket: tests call it with `oneshot`).
-pub fn router(logs: Arc<LogStore>) -> Router {
+pub fn router(logs: Arc<LogStore>, usages: Arc<Usages>) -> Router {
+    let metrics = Router::new()
+        .route("/metrics/resource", get(resource_metrics))
+        .with_state(usages);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -56,6 +61,18 @@ pub fn router(logs: Arc<LogStore>) -> Router {
             get(container_logs),
         )
         .with_state(logs)
+        .merge(metrics)
+}
+
+async fn resource_metrics(State(usages): State<Arc<Usages>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        usages.render(jiff::Timestamp::now()),
+    )
+        .into_response()
 }
 
 async fn container_logs(
@@ -206,7 +223,7 @@ mod tests {
         store.stopped("ns", "p", "c");
         let log = store.start("ns", "p", "c", 1).unwrap();
         log.sink(Stream::Stdout).write(b"a\nb\nc\n").unwrap();
-        let app = router(store.clone());
+        let app = router(store.clone(), Usages::new());
 
         assert_eq!(get_text(app.clone(), "/healthz").await.1, "ok");
         assert_eq!(

@@ -11,14 +11,38 @@ use std::time::Instant;
 use k8s_openapi::api::core::v1::Container;
 use tokio_util::sync::CancellationToken;
 
-use super::config::quantity_bytes;
+use std::net::Ipv4Addr;
+
+use k8s_openapi::api::core::v1::LifecycleHandler;
+
+use super::config::{quantity_bytes, quantity_millis};
 use super::env::{self, PodFacts, Sources};
+use super::events::pod_ref;
 use super::events::{EventType, container_field_path};
+use super::lifecycle::{self, Hook};
 use super::logs::Stream;
 use super::sandbox;
 use super::worker::Worker;
 use crate::images::{Image, Reference, digest_of};
-use crate::wasm::{ContainerSpec, PodNetwork};
+use crate::wasm::{ContainerSpec, CpuShare, PodNetwork};
+
+/// Which list of `resources` to read.
+#[derive(Clone, Copy)]
+enum Kind {
+    Request,
+    Limit,
+}
+use Kind::{Limit, Request};
+
+/// A quantity from the container's `resources.requests` or `.limits`.
+fn resource<'a>(container: &'a Container, kind: Kind, name: &str) -> Option<&'a str> {
+    let resources = container.resources.as_ref()?;
+    let list = match kind {
+        Request => resources.requests.as_ref()?,
+        Limit => resources.limits.as_ref()?,
+    };
+    list.get(name).map(|q| q.0.as_str())
+}
 
 /// Why a container could not be created: the waiting reason and the message.
 struct Failure {
@@ -51,6 +75,15 @@ impl Worker {
             node_name: c.name.clone(),
             node_cpu_millis: c.cpu_millis,
             node_memory_bytes: c.memory_bytes,
+        }
+    }
+
+    /// The pod's network identity and policy on this node.
+    pub(super) fn network(&self, pod_ip: Ipv4Addr) -> PodNetwork {
+        PodNetwork {
+            pod_ip,
+            allow_external: self.ctx.config.allow_external_network,
+            map_low_ports: self.ctx.config.map_low_ports,
         }
     }
 
@@ -143,6 +176,7 @@ impl Worker {
             .fresh_root(&name)
             .map_err(|e| failure("CreateContainerError")(e.to_string()))?;
 
+        let network = self.network(pod_ip);
         let records = if init {
             &mut self.init
         } else {
@@ -161,20 +195,23 @@ impl Worker {
         spec.env = env;
         spec.working_dir = container.working_dir.clone().filter(|d| !d.is_empty());
         spec.mounts = mounts;
-        spec.network = PodNetwork {
-            pod_ip,
-            allow_external: self.ctx.config.allow_external_network,
+        spec.network = network;
+        spec.memory_limit = resource(container, Limit, "memory").and_then(quantity_bytes);
+        // An absent request defaults to the limit, as the API server's defaulting does.
+        let limit_cpu = resource(container, Limit, "cpu").and_then(quantity_millis);
+        spec.cpu = CpuShare {
+            request_millis: resource(container, Request, "cpu")
+                .and_then(quantity_millis)
+                .or(limit_cpu)
+                .unwrap_or(0),
+            limit_millis: limit_cpu,
         };
-        spec.memory_limit = container
-            .resources
-            .as_ref()
-            .and_then(|r| r.limits.as_ref())
-            .and_then(|l| l.get("memory"))
-            .and_then(|q| quantity_bytes(&q.0));
         spec.stdout = log.sink(Stream::Stdout);
         spec.stderr = log.sink(Stream::Stderr);
         let stop = CancellationToken::new();
         spec.stop = stop.clone();
+        let drain = CancellationToken::new();
+        spec.drain = drain.clone();
 
         let seed = format!(
             "{}/{name}/{start}/{}",
@@ -185,17 +222,64 @@ impl Worker {
             "wasm://{}",
             digest_of(seed.as_bytes()).trim_start_matches("sha256:")
         );
+        self.ctx
+            .usages
+            .started(&self.namespace, &self.name, &name, spec.usage.clone());
         let runtime = self.ctx.runtime.clone();
-        let handle = self
-            .running
-            .tasks
-            .spawn(async move { runtime.run(spec).await });
+        let handle = self.running.tasks.spawn_on(
+            async move { runtime.run(spec).await },
+            self.ctx.guests.handle(),
+        );
         self.running
             .ids
             .insert(handle.id(), (init, name.clone(), log));
-        records[index].started(container_id, stop);
+        records[index].started(container_id, stop.clone(), drain);
+        if let Some(handler) = Hook::PostStart.handler(container) {
+            self.spawn_post_start(handler.clone(), container.clone(), init, network, stop);
+        }
         tracing::info!(container = %name, restart = start, "container started");
         Ok(())
+    }
+
+    /// Runs the `postStart` hook beside the container; if it fails the container is killed
+    /// (and restarted per the restart policy), as the kubelet does.
+    fn spawn_post_start(
+        &self,
+        handler: LifecycleHandler,
+        container: Container,
+        init: bool,
+        network: PodNetwork,
+        stop: CancellationToken,
+    ) {
+        let events = self.ctx.events.clone();
+        let field = Some(container_field_path(&container.name, init));
+        let object = pod_ref(&self.pod, field);
+        let pod_name = format!("{}_{}({})", self.name, self.namespace, self.uid);
+        let timeout = self.grace_period();
+        tokio::spawn(async move {
+            let outcome = tokio::select! {
+                () = stop.cancelled() => return,
+                outcome = lifecycle::run(Hook::PostStart, &handler, &container, network, timeout) => outcome,
+            };
+            if let Err(message) = outcome {
+                let name = &container.name;
+                events.emit(
+                    object.clone(),
+                    EventType::Warning,
+                    Hook::PostStart.failed_reason(),
+                    format!(
+                        "PostStartHook failed for container {name:?} in pod {pod_name:?}: {message}"
+                    ),
+                );
+                events.emit(
+                    object,
+                    EventType::Normal,
+                    "Killing",
+                    format!("FailedPostStartHook: stopping container {name}"),
+                );
+                stop.cancel();
+            }
+        });
     }
 
     /// Resolves the container's image; records its `imageID`.

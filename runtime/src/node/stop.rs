@@ -2,18 +2,24 @@
 //! CrashLoopBackOff), graceful deletion (Killing, the grace period, the final status, the
 //! delete with a UID precondition), and releasing a pod's resources.
 //!
-//! There are no signals in WASI: a container cannot be asked to stop, so deletion waits for
-//! the grace period (`deletionGracePeriodSeconds`, else `terminationGracePeriodSeconds`, else
-//! 30 s) for containers to end on their own and then cancels their stop tokens, which
-//! interrupts them within one epoch tick (exit 137).
+//! There are no signals in WASI. Deletion runs each container's `preStop` hook, then closes
+//! its listening sockets (the stand-in for SIGTERM: a server's `accept` fails, it finishes
+//! its open connections and exits), waits out the grace period (`deletionGracePeriodSeconds`,
+//! else `terminationGracePeriodSeconds`, else 30 s) for containers to end on their own, and
+//! then cancels their stop tokens, which interrupts them within one epoch tick (exit 137).
+//! A container that never listens (`sleep 3600`) takes the whole grace period, as a PID 1
+//! that ignores SIGTERM does.
 
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Preconditions};
 
+use tokio_util::sync::CancellationToken;
+
 use super::container::{State, should_restart};
-use super::events::{EventType, container_field_path};
+use super::events::{EventType, container_field_path, pod_ref};
+use super::lifecycle::{self, Hook};
 use super::worker::{Stage, Worker};
 use crate::wasm::Exit;
 
@@ -103,10 +109,12 @@ impl Worker {
         }
     }
 
-    /// Enters Terminating: Killing events, and the deadline after the grace period.
-    pub(super) fn begin_termination(&mut self, now: Instant) {
-        let meta = &self.pod.metadata;
-        let grace = meta
+    /// The pod's grace period: `deletionGracePeriodSeconds`, else
+    /// `terminationGracePeriodSeconds`, else 30 s.
+    pub(super) fn grace_period(&self) -> Duration {
+        let seconds = self
+            .pod
+            .metadata
             .deletion_grace_period_seconds
             .or_else(|| {
                 self.pod
@@ -115,22 +123,67 @@ impl Worker {
                     .and_then(|s| s.termination_grace_period_seconds)
             })
             .unwrap_or(30)
-            .max(0) as u64;
-        let running: Vec<(bool, String)> = self
+            .max(0);
+        Duration::from_secs(seconds as u64)
+    }
+
+    /// Enters Terminating: Killing events, each running container's `preStop` hook and then
+    /// its drain (listeners close), and the kill deadline after the grace period.
+    pub(super) fn begin_termination(&mut self, now: Instant) {
+        let grace = self.grace_period();
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let running: Vec<(bool, String, CancellationToken)> = self
             .all_records()
-            .filter(|r| r.is_running())
-            .map(|r| (r.init, r.name.clone()))
+            .filter_map(|r| match &r.state {
+                State::Running { drain, .. } => Some((r.init, r.name.clone(), drain.clone())),
+                _ => None,
+            })
             .collect();
-        for (init, name) in running {
+        for (init, name, drain) in running {
+            let field = Some(container_field_path(&name, init));
             self.event(
-                Some(container_field_path(&name, init)),
+                field.clone(),
                 EventType::Normal,
                 "Killing",
                 format!("Stopping container {name}"),
             );
+            let list = if init {
+                spec.init_containers.as_deref().unwrap_or_default()
+            } else {
+                &spec.containers
+            };
+            let container = list.iter().find(|c| c.name == name).cloned();
+            let handler = container
+                .as_ref()
+                .and_then(|c| Hook::PreStop.handler(c).cloned());
+            let network = self.pod_ip.map(|ip| self.network(ip));
+            let (Some(container), Some(handler), Some(network)) = (container, handler, network)
+            else {
+                drain.cancel();
+                continue;
+            };
+            let events = self.ctx.events.clone();
+            let object = pod_ref(&self.pod, field);
+            tokio::spawn(async move {
+                let outcome = tokio::time::timeout(
+                    grace,
+                    lifecycle::run(Hook::PreStop, &handler, &container, network, grace),
+                )
+                .await
+                .unwrap_or_else(|_| Err(format!("did not finish within {grace:?}")));
+                if let Err(message) = outcome {
+                    events.emit(
+                        object,
+                        EventType::Warning,
+                        Hook::PreStop.failed_reason(),
+                        format!("PreStopHook failed for container {name:?}: {message}"),
+                    );
+                }
+                drain.cancel();
+            });
         }
         // Waiting containers will not start any more.
-        let kill_at = now + Duration::from_secs(grace);
+        let kill_at = now + grace;
         self.stage = Stage::Terminating { kill_at };
     }
 
@@ -183,6 +236,7 @@ impl Worker {
         self.ctx
             .logs
             .remove_pod(&self.namespace, &self.name, &self.uid);
+        self.ctx.usages.remove_pod(&self.namespace, &self.name);
         if let Err(e) = self
             .ctx
             .ipam

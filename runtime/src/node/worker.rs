@@ -44,6 +44,8 @@ pub struct Context {
     pub client: kube::Client,
     /// Runs containers.
     pub runtime: Arc<ContainerRuntime>,
+    /// Where this node's containers run (sized by `--node-cpu`).
+    pub guests: crate::wasm::GuestExecutor,
     /// Resolves images.
     pub images: Arc<dyn ImageSource>,
     /// The node's configuration.
@@ -52,6 +54,8 @@ pub struct Context {
     pub ipam: Mutex<Ipam>,
     /// Container logs.
     pub logs: Arc<LogStore>,
+    /// Container resource usage.
+    pub usages: Arc<super::metrics::Usages>,
     /// Events.
     pub events: Recorder,
 }

@@ -67,9 +67,7 @@ impl WasmEngine {
             .total_tables(n.saturating_mul(TABLES_PER_CONTAINER))
             .total_stacks(n)
             .max_memories_per_module(1)
-            .max_memory_size(max_memory)
-            // Guests do not use wasm GC; no heap slots to reserve for them.
-            .total_gc_heaps(0);
+            .max_memory_size(max_memory);
 
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)

@@ -26,6 +26,7 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, Wasi
 
 use super::Error;
 use super::cache::{CompileCache, Prepared, Program};
+use super::cpu::{CpuMeter, CpuShare, Metered};
 use super::engine::WasmEngine;
 use super::limits::{ContainerLimiter, Usage};
 use super::net::{self, PodNetwork, PodSockets, PodTcpView};
@@ -79,6 +80,12 @@ pub struct ContainerSpec {
     pub stop: CancellationToken,
     /// Live usage figures, updated while the container runs.
     pub usage: Arc<Usage>,
+    /// `requests.cpu` and `limits.cpu`.
+    pub cpu: CpuShare,
+    /// Cancelled when the pod starts terminating: the pod's listening sockets stop
+    /// accepting (accept fails with `invalid-state`), so a server finishes its open
+    /// connections and exits, as it would on SIGTERM.
+    pub drain: CancellationToken,
 }
 
 impl ContainerSpec {
@@ -95,12 +102,15 @@ impl ContainerSpec {
             network: PodNetwork {
                 pod_ip,
                 allow_external: false,
+                map_low_ports: false,
             },
             memory_limit: None,
             stdout: Arc::new(Discard),
             stderr: Arc::new(Discard),
             stop: CancellationToken::new(),
             usage: Arc::default(),
+            cpu: CpuShare::default(),
+            drain: CancellationToken::new(),
         }
     }
 }
@@ -254,17 +264,21 @@ impl ContainerRuntime {
             Err(e) => return Exit::start_error(&e),
         };
         let engine = self.engine.engine();
+        let meter = CpuMeter::new(spec.cpu, spec.usage.clone());
+        let sockets = PodSockets::new(spec.network, spec.drain.clone());
+        let mut draining =
+            std::pin::pin!(net::wake_on_drain(spec.drain.clone(), sockets.listening()));
         let exit = match &prepared.program {
             Program::Command(pre) => {
                 let state = ComponentState {
                     wasi: builder.build(),
                     table: ResourceTable::new(),
-                    sockets: PodSockets::new(spec.network),
+                    sockets,
                     limits,
                 };
                 let mut store = Store::new(engine, state);
                 store.limiter(|s| &mut s.limits);
-                arm_epoch(&mut store, &spec.stop);
+                arm_epoch(&mut store, &spec.stop, &meter);
                 let run = async {
                     let command = pre.instantiate_async(&mut store).await?;
                     tracing::debug!(
@@ -276,7 +290,8 @@ impl ContainerRuntime {
                 let outcome = tokio::select! {
                     biased;
                     () = spec.stop.cancelled() => None,
-                    outcome = run => Some(outcome),
+                    outcome = Metered::new(run, meter.clone()) => Some(outcome),
+                    never = &mut draining => match never {},
                 };
                 let limits = &store.data().limits;
                 exit_of(
@@ -293,7 +308,7 @@ impl ContainerRuntime {
                 };
                 let mut store = Store::new(engine, state);
                 store.limiter(|s| &mut s.limits);
-                arm_epoch(&mut store, &spec.stop);
+                arm_epoch(&mut store, &spec.stop, &meter);
                 let run = async {
                     let instance = pre.instantiate_async(&mut store).await?;
                     let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
@@ -302,7 +317,8 @@ impl ContainerRuntime {
                 let outcome = tokio::select! {
                     biased;
                     () = spec.stop.cancelled() => None,
-                    outcome = run => Some(outcome),
+                    outcome = Metered::new(run, meter.clone()) => Some(outcome),
+                    never = &mut draining => match never {},
                 };
                 let limits = &store.data().limits;
                 exit_of(
@@ -318,16 +334,18 @@ impl ContainerRuntime {
     }
 }
 
-/// Yields to the executor at every epoch tick (so no guest starves the others on its
-/// thread) and interrupts the guest once the stop token is cancelled.
-fn arm_epoch<T: 'static>(store: &mut Store<T>, stop: &CancellationToken) {
+/// At every epoch tick: interrupts the guest once the stop token is cancelled, else lets
+/// its [`CpuMeter`] decide whether it yields (its slice is used up, so no guest starves the
+/// others on its thread) or sleeps (over its CPU limit).
+fn arm_epoch<T: 'static>(store: &mut Store<T>, stop: &CancellationToken, meter: &Arc<CpuMeter>) {
     let stop = stop.clone();
+    let meter = meter.clone();
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
         Ok(if stop.is_cancelled() {
             UpdateDeadline::Interrupt
         } else {
-            UpdateDeadline::Yield(1)
+            meter.deadline(meter.tick(Instant::now()))
         })
     });
 }

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 
@@ -16,9 +17,20 @@ use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 #[derive(Debug, Default)]
 pub struct Usage {
     memory_bytes: AtomicU64,
+    cpu_nanos: AtomicU64,
 }
 
 impl Usage {
+    /// CPU time the container has used so far (time inside its polls, see `cpu.rs`).
+    pub fn cpu(&self) -> Duration {
+        Duration::from_nanos(self.cpu_nanos.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn add_cpu(&self, d: Duration) {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.cpu_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
     /// Bytes of linear memory (all memories of the instance) the guest has grown to.
     pub fn memory_bytes(&self) -> u64 {
         self.memory_bytes.load(Ordering::Relaxed)

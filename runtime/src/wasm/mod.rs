@@ -6,14 +6,20 @@
 //!
 //! - `engine.rs`: the process's one [`WasmEngine`] (component model, async, epoch
 //!   interruption with a 10 ms ticker, pooling allocator sized by [`EngineConfig`]);
+//! - `executor.rs`: [`GuestExecutor`], the tokio runtime a node's guests run on, sized by
+//!   `--node-cpu`;
 //! - `cache.rs`: [`CompileCache`], compiled images by digest in memory and as `.cwasm` on disk;
 //! - `net.rs`: the pod network, a shadowed `wasi:sockets/tcp` that makes `localhost` the pod
 //!   IP and the egress policy ([`PodNetwork`]);
 //! - `limits.rs`: the memory limiter whose denied-grow flag means `OOMKilled`;
+//! - `cpu.rs`: CPU time per container, `requests.cpu` as a fair share and `limits.cpu` as a
+//!   quota, decided at each epoch tick;
 //! - `output.rs`: [`OutputSink`], where stdout and stderr go.
 
 mod cache;
+mod cpu;
 mod engine;
+mod executor;
 mod instance;
 mod limits;
 mod net;
@@ -22,12 +28,14 @@ mod output;
 use std::path::PathBuf;
 
 pub use cache::{CompileCache, Prepared, ProgramKind};
+pub use cpu::{CPU_PERIOD, CpuShare};
 pub use engine::{EngineConfig, WasmEngine};
+pub use executor::GuestExecutor;
 pub use instance::{
     ContainerRuntime, ContainerSpec, EXIT_KILLED, EXIT_START_ERROR, EXIT_TRAP, Exit, Mount,
 };
 pub use limits::Usage;
-pub use net::{Ipv4Cidr, POD_RANGE, PodNetwork};
+pub use net::{Ipv4Cidr, MAPPED_PORT_BASE, POD_RANGE, PodNetwork, low_ports_bindable};
 pub use output::{Discard, LogFile, MemorySink, OutputSink};
 
 /// Everything that can go wrong before a guest runs. (Once it runs, the outcome is an

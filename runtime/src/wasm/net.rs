@@ -25,8 +25,10 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
+use tokio_util::sync::CancellationToken;
 use wasmtime::component::{HasData, Linker, Resource};
 use wasmtime_wasi::p2::bindings::sockets::network::{
     self, ErrorCode, IpAddressFamily, IpSocketAddress, Network,
@@ -69,6 +71,32 @@ pub struct PodNetwork {
     /// Whether containers may connect to addresses outside the host (non-loopback). Off by
     /// default: the host's own non-loopback addresses would expose host ports.
     pub allow_external: bool,
+    /// Whether pod ports below 1024 live at [`MAPPED_PORT_BASE`]` + port` on the host: the
+    /// agent may not bind them (`ip_unprivileged_port_start`, not root). Guests never see
+    /// the difference; only host-side clients (`curl` on the node) use the mapped port.
+    pub map_low_ports: bool,
+}
+
+/// Where pod ports below 1024 are mapped when the agent may not bind them: port `p` of a
+/// pod IP is `61000 + p` on the host, above Linux's ephemeral range (32768-60999), so the
+/// kernel never hands one out as a source port.
+pub const MAPPED_PORT_BASE: u16 = 61000;
+
+/// Whether this process may bind ports below 1024: reads `ip_unprivileged_port_start` and,
+/// when it is above 1, tries to bind port 1 on 127.0.0.1 (a permission error means no; a
+/// port in use means yes). Returns the answer and the value read.
+pub fn low_ports_bindable() -> (bool, Option<u16>) {
+    let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse::<u16>().ok());
+    if start.is_some_and(|s| s <= 1) {
+        return (true, start);
+    }
+    let bindable = match std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 1)) {
+        Ok(_) => true,
+        Err(e) => e.kind() != std::io::ErrorKind::PermissionDenied,
+    };
+    (bindable, start)
 }
 
 impl PodNetwork {
@@ -107,6 +135,31 @@ impl PodNetwork {
         }
     }
 
+    /// The host port of `port` at pod address `ip`.
+    pub fn host_port(&self, ip: Ipv4Addr, port: u16) -> u16 {
+        if self.map_low_ports && (1..1024).contains(&port) && POD_RANGE.contains(ip) {
+            MAPPED_PORT_BASE + port
+        } else {
+            port
+        }
+    }
+
+    /// An address as the guest should see it: mapped ports back to theirs, and IPv4 as
+    /// `::ffff:a.b.c.d` on a socket it created as IPv6.
+    fn guest_addr(&self, addr: SocketAddr, v6: bool) -> SocketAddr {
+        let addr = match addr {
+            SocketAddr::V4(a)
+                if self.map_low_ports
+                    && POD_RANGE.contains(*a.ip())
+                    && (MAPPED_PORT_BASE + 1..MAPPED_PORT_BASE + 1024).contains(&a.port()) =>
+            {
+                SocketAddr::V4(SocketAddrV4::new(*a.ip(), a.port() - MAPPED_PORT_BASE))
+            }
+            other => other,
+        };
+        to_guest(addr, v6)
+    }
+
     /// Rewrites an address a guest passed to bind or connect. `v6` says the guest created
     /// the socket as IPv6 (backed by an IPv4 host socket); `unsupported` is the error for
     /// real IPv6 addresses, which such a socket cannot reach.
@@ -117,10 +170,13 @@ impl PodNetwork {
         unsupported: ErrorCode,
     ) -> Result<SocketAddr, ErrorCode> {
         match (addr, v6) {
-            (SocketAddr::V4(a), false) => Ok(SocketAddr::V4(SocketAddrV4::new(
-                self.host_v4(*a.ip()),
-                a.port(),
-            ))),
+            (SocketAddr::V4(a), false) => {
+                let ip = self.host_v4(*a.ip());
+                Ok(SocketAddr::V4(SocketAddrV4::new(
+                    ip,
+                    self.host_port(ip, a.port()),
+                )))
+            }
             // Wrong family for the socket: let wasmtime-wasi refuse it as it always does.
             (SocketAddr::V6(_), false) => Ok(addr),
             (SocketAddr::V4(_), true) => Err(ErrorCode::InvalidArgument),
@@ -132,7 +188,10 @@ impl PodNetwork {
                 } else {
                     return Err(unsupported);
                 };
-                Ok(SocketAddr::V4(SocketAddrV4::new(ip, a.port())))
+                Ok(SocketAddr::V4(SocketAddrV4::new(
+                    ip,
+                    self.host_port(ip, a.port()),
+                )))
             }
         }
     }
@@ -166,15 +225,48 @@ pub(crate) struct PodSockets {
     pub(crate) network: PodNetwork,
     /// Table handles of sockets the guest created as IPv6 (backed by IPv4 host sockets).
     v6: HashSet<u32>,
+    /// Cancelled when the pod terminates: listening sockets stop accepting.
+    drain: CancellationToken,
+    /// Host addresses the container listens on.
+    listening: Listening,
 }
 
+/// The host addresses a container listens on, shared with [`wake_on_drain`].
+pub(crate) type Listening = Arc<Mutex<Vec<SocketAddr>>>;
+
 impl PodSockets {
-    pub(crate) fn new(network: PodNetwork) -> PodSockets {
+    pub(crate) fn new(network: PodNetwork, drain: CancellationToken) -> PodSockets {
         PodSockets {
             network,
             v6: HashSet::new(),
+            drain,
+            listening: Listening::default(),
         }
     }
+
+    pub(crate) fn listening(&self) -> Listening {
+        self.listening.clone()
+    }
+}
+
+/// Once `drain` is cancelled, wakes every listener of the container with a connection of
+/// our own, so a guest waiting in `poll` calls `accept` and learns the socket is closed
+/// (WASI has no signals; this is its SIGTERM). Never completes.
+pub(crate) async fn wake_on_drain(
+    drain: CancellationToken,
+    listening: Listening,
+) -> std::convert::Infallible {
+    drain.cancelled().await;
+    let addrs = listening.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for addr in addrs {
+        // Dropped at once; the guest never accepts it.
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await;
+    }
+    std::future::pending().await
 }
 
 /// The [`HasData`] marker of the shadowed `wasi:sockets/tcp`.
@@ -320,7 +412,15 @@ impl HostTcpSocket for PodTcpView<'_> {
     }
 
     fn finish_listen(&mut self, this: Resource<TcpSocket>) -> SocketResult<()> {
-        HostTcpSocket::finish_listen(&mut self.inner, this)
+        HostTcpSocket::finish_listen(&mut self.inner, borrow(&this))?;
+        if let Ok(addr) = HostTcpSocket::local_address(&mut self.inner, this) {
+            self.pod
+                .listening
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(addr.into());
+        }
+        Ok(())
     }
 
     fn accept(
@@ -331,6 +431,11 @@ impl HostTcpSocket for PodTcpView<'_> {
         Resource<DynInputStream>,
         Resource<DynOutputStream>,
     )> {
+        if self.pod.drain.is_cancelled() {
+            // The pod is terminating: its listeners are closed (what accept(2) on a closed
+            // socket would say).
+            return Err(ErrorCode::InvalidState.into());
+        }
         let v6 = self.is_v6(&this);
         let accepted = HostTcpSocket::accept(&mut self.inner, this)?;
         if v6 {
@@ -342,13 +447,13 @@ impl HostTcpSocket for PodTcpView<'_> {
     fn local_address(&mut self, this: Resource<TcpSocket>) -> SocketResult<IpSocketAddress> {
         let v6 = self.is_v6(&this);
         let addr = HostTcpSocket::local_address(&mut self.inner, this)?;
-        Ok(to_guest(addr.into(), v6).into())
+        Ok(self.pod.network.guest_addr(addr.into(), v6).into())
     }
 
     fn remote_address(&mut self, this: Resource<TcpSocket>) -> SocketResult<IpSocketAddress> {
         let v6 = self.is_v6(&this);
         let addr = HostTcpSocket::remote_address(&mut self.inner, this)?;
-        Ok(to_guest(addr.into(), v6).into())
+        Ok(self.pod.network.guest_addr(addr.into(), v6).into())
     }
 
     fn is_listening(&mut self, this: Resource<TcpSocket>) -> wasmtime::Result<bool> {
@@ -472,7 +577,41 @@ mod tests {
         PodNetwork {
             pod_ip: A,
             allow_external: false,
+            map_low_ports: false,
         }
+    }
+
+    #[test]
+    fn low_ports_are_mapped_both_ways_when_asked() {
+        let p = PodNetwork {
+            map_low_ports: true,
+            ..pod()
+        };
+        let e = ErrorCode::AddressNotBindable;
+        let any = v4(Ipv4Addr::UNSPECIFIED, 80);
+        assert_eq!(p.host_addr(any, false, e), Ok(v4(A, 61080)));
+        assert_eq!(p.host_addr(v4(B, 443), false, e), Ok(v4(B, 61443)));
+        assert_eq!(p.host_addr(v4(B, 8080), false, e), Ok(v4(B, 8080)));
+        let any6 = SocketAddr::from((Ipv6Addr::UNSPECIFIED, 80));
+        assert_eq!(p.host_addr(any6, true, e), Ok(v4(A, 61080)));
+        assert_eq!(p.guest_addr(v4(A, 61080), false), v4(A, 80));
+        assert_eq!(p.guest_addr(v4(A, 8080), false), v4(A, 8080));
+        assert_eq!(
+            p.guest_addr(v4(B, 61080), true),
+            SocketAddr::from((B.to_ipv6_mapped(), 80))
+        );
+        assert_eq!(
+            pod().host_addr(any, false, e),
+            Ok(v4(A, 80)),
+            "off by default"
+        );
+        assert_eq!(pod().guest_addr(v4(A, 61080), false), v4(A, 61080));
+        let outside = Ipv4Addr::new(10, 0, 0, 1);
+        assert_eq!(
+            p.host_port(outside, 80),
+            80,
+            "only pod addresses are mapped"
+        );
     }
 
     fn v4(ip: Ipv4Addr, port: u16) -> SocketAddr {

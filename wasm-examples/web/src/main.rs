@@ -108,6 +108,8 @@ fn main() {
         eprintln!("web: {e}");
         exit(1)
     }
+    println!("web: stopped");
+    exit(0)
 }
 
 #[cfg(test)]

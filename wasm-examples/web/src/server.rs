@@ -85,6 +85,11 @@ impl Conn {
         }
     }
 
+    /// Whether a request is in flight (partly read, or a response partly sent).
+    fn busy(&self) -> bool {
+        !self.done && (self.wants_write() || !self.input.is_empty() || self.skip > 0)
+    }
+
     fn wants_write(&self) -> bool {
         self.out_pos < self.out.len() || self.body.is_some()
     }
@@ -298,14 +303,23 @@ fn default_page(site: &Site, stream: &TcpStream) -> String {
     )
 }
 
-/// Serves `listener` forever.
+/// Serves `listener` until it is closed (the node closes a terminating pod's listeners,
+/// WASI's stand-in for SIGTERM); then, like nginx on SIGTERM, finishes the requests in
+/// flight, closes idle keep-alive connections and returns.
 pub fn serve(listener: TcpListener, site: &Site) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let mut conns: Vec<Conn> = Vec::new();
     let mut fds: Vec<libc::pollfd> = Vec::new();
+    let mut closed = false;
     loop {
+        if closed {
+            conns.retain(|c| c.busy());
+            if conns.is_empty() {
+                return Ok(());
+            }
+        }
         fds.clear();
-        let accepting = if conns.len() < MAX_CONNS {
+        let accepting = if conns.len() < MAX_CONNS && !closed {
             libc::POLLIN
         } else {
             0
@@ -349,13 +363,18 @@ pub fn serve(listener: TcpListener, site: &Site) -> io::Result<()> {
             c.pump(site);
         }
         conns.retain(|c| !c.done && c.last_active.elapsed() < KEEPALIVE);
-        if fds[0].revents != 0 {
-            accept_all(&listener, &mut conns);
+        if fds[0].revents != 0 && !closed && accept_all(&listener, &mut conns) {
+            println!(
+                "web: listener closed, finishing {} connection(s)",
+                conns.iter().filter(|c| c.busy()).count()
+            );
+            closed = true;
         }
     }
 }
 
-fn accept_all(listener: &TcpListener, conns: &mut Vec<Conn>) {
+/// Accepts what is pending. Returns true once the listener is closed.
+fn accept_all(listener: &TcpListener, conns: &mut Vec<Conn>) -> bool {
     while conns.len() < MAX_CONNS {
         match listener.accept() {
             Ok((stream, peer)) => {
@@ -363,14 +382,21 @@ fn accept_all(listener: &TcpListener, conns: &mut Vec<Conn>) {
                     conns.push(Conn::new(stream, peer.ip().to_string()));
                 }
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            // EINVAL/EBADF: the socket no longer listens.
+            Err(e)
+                if e.kind() == ErrorKind::InvalidInput || e.raw_os_error() == Some(libc::EBADF) =>
+            {
+                return true;
+            }
             Err(e) => {
                 // Out of descriptors or similar: back off instead of spinning on a ready listener.
                 eprintln!("web: accept failed: {e}");
                 std::thread::sleep(Duration::from_millis(50));
-                return;
+                return false;
             }
         }
     }
+    false
 }

@@ -26,10 +26,11 @@ pub(super) fn connect(
     Err(last)
 }
 
-/// `nc [-v] [-z] [-w SEC] HOST PORT` or `nc -l [-p] PORT`: stdin to the socket (then a
-/// half-close), the socket to stdout. `-z` only checks that the port accepts connections.
+/// `nc [-v] [-z] [-w SEC] HOST PORT` or `nc -l [-s ADDR] [-p] PORT`: stdin to the socket
+/// (then a half-close), the socket to stdout. `-z` only checks that the port accepts
+/// connections; `-s` listens on one local address instead of all.
 pub fn nc(io: &mut Io, args: &[String]) -> i32 {
-    let f = match super::flags(io, args, "wpq", "vzlnwpq") {
+    let f = match super::flags(io, args, "wpqs", "vzlnwpqs") {
         Ok(f) => f,
         Err(c) => return c,
     };
@@ -46,7 +47,8 @@ pub fn nc(io: &mut Io, args: &[String]) -> i32 {
             io.error("nc", "listen mode needs a port (nc -l -p PORT)");
             return 1;
         };
-        let accepted = TcpListener::bind(("0.0.0.0", port)).and_then(|l| l.accept());
+        let local = f.value('s').unwrap_or("0.0.0.0");
+        let accepted = TcpListener::bind((local, port)).and_then(|l| l.accept());
         match accepted {
             Ok((s, peer)) => {
                 if f.has('v') {
@@ -57,14 +59,17 @@ pub fn nc(io: &mut Io, args: &[String]) -> i32 {
             Err(e) => {
                 io.error(
                     "nc",
-                    format!("can't listen on port {port}: {}", describe(&e)),
+                    format!("can't listen on {local}:{port}: {}", describe(&e)),
                 );
                 return 1;
             }
         }
     } else {
         let (Some(host), Some(port)) = (f.operands.first(), f.operands.get(1)) else {
-            io.error("nc", "usage: nc [-vz] [-w SEC] HOST PORT | nc -l -p PORT");
+            io.error(
+                "nc",
+                "usage: nc [-vz] [-w SEC] HOST PORT | nc -l [-s ADDR] -p PORT",
+            );
             return 1;
         };
         let Ok(port) = port.parse::<u16>() else {

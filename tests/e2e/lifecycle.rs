@@ -1,0 +1,318 @@
+//! Pod lifecycle and resources on a real node agent: hooks and graceful deletion, an agent
+//! restart, OOMKilled, CPU shares and limits, the pod network's walls, and a whole cluster
+//! run as an ordinary user.
+
+use std::time::{Duration, Instant};
+
+use crate::support::{Cluster, OutputExt, eventually, manifest};
+
+/// Flags that shorten the node agent's timers so restarts show within seconds.
+const FAST: &[&str] = &[
+    "--backoff-base",
+    "1s",
+    "--backoff-max",
+    "4s",
+    "--sync-frequency",
+    "2s",
+    "--node-status-update-frequency",
+    "2s",
+];
+
+fn apply(cluster: &Cluster, file: &str) {
+    let path = manifest(file);
+    cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
+}
+
+fn wait_running(cluster: &Cluster, pod: &str) {
+    eventually(Duration::from_secs(60), || {
+        match cluster.jsonpath(&["pod", pod], "{.status.phase}").as_str() {
+            "Running" => Ok(()),
+            other => Err(format!(
+                "pod {pod} is {other:?}\n{}",
+                cluster.kubectl(&["describe", "pod", pod]).describe()
+            )),
+        }
+    });
+}
+
+fn logs_contain(cluster: &Cluster, args: &[&str], needle: &str) -> String {
+    eventually(Duration::from_secs(30), || {
+        let mut full = vec!["logs"];
+        full.extend_from_slice(args);
+        let out = cluster.kubectl(&full);
+        let text = out.stdout_text();
+        if text.contains(needle) {
+            Ok(text)
+        } else {
+            Err(format!(
+                "kubectl {full:?} lacks {needle:?}: {}",
+                out.describe()
+            ))
+        }
+    })
+}
+
+#[test]
+fn hooks_run_and_a_server_stops_early_within_its_grace_period() {
+    let Some(cluster) = Cluster::up_with_kubectl("lifecycle::hooks", FAST) else {
+        return;
+    };
+    apply(&cluster, "hooks.yaml");
+    wait_running(&cluster, "hooked");
+    // postStart: the kubelet's GET shows in the server's own access log.
+    logs_contain(&cluster, &["hooked"], "\"kube-lifecycle/1.37\"");
+
+    // preStop sleeps 2 s, then the listener closes and the server exits by itself: well
+    // within the 30 s grace period, and never before the hook finished.
+    let started = Instant::now();
+    cluster.kubectl_ok(&["delete", "pod", "hooked", "--wait=true"]);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(15),
+        "deleting took {took:?}, expected the 2 s preStop and then a prompt exit"
+    );
+    let events = cluster.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=hooked",
+    ]);
+    assert!(events.contains("Killing"), "{events}");
+    assert!(!events.contains("FailedPostStartHook"), "{events}");
+}
+
+#[test]
+fn an_agent_restart_restarts_containers_with_the_same_ip_and_empty_dir() {
+    let Some(mut cluster) = Cluster::up_with_kubectl("lifecycle::restart", FAST) else {
+        return;
+    };
+    apply(&cluster, "survivor.yaml");
+    wait_running(&cluster, "survivor");
+    logs_contain(&cluster, &["survivor"], "data: fresh");
+    let ip = cluster.jsonpath(&["pod", "survivor"], "{.status.podIP}");
+
+    cluster.stop();
+    cluster.restart();
+
+    let status = "{.status.containerStatuses[0].restartCount} {.status.phase}";
+    eventually(Duration::from_secs(60), || {
+        match cluster.jsonpath(&["pod", "survivor"], status).as_str() {
+            "1 Running" => Ok(()),
+            other => Err(format!("restartCount and phase: {other:?}")),
+        }
+    });
+    assert_eq!(
+        cluster.jsonpath(&["pod", "survivor"], "{.status.podIP}"),
+        ip,
+        "the pod keeps its IP"
+    );
+    let text = logs_contain(&cluster, &["survivor"], "data: kept");
+    assert!(
+        text.contains("tmp: fresh"),
+        "the container's own /tmp starts empty: {text}"
+    );
+    let last = cluster.jsonpath(
+        &["pod", "survivor"],
+        "{.status.containerStatuses[0].lastState.terminated.exitCode}",
+    );
+    assert!(!last.is_empty(), "lastState says how the last run ended");
+}
+
+#[test]
+fn a_container_over_its_memory_limit_is_oom_killed() {
+    let Some(cluster) = Cluster::up_with_kubectl("lifecycle::oom", FAST) else {
+        return;
+    };
+    cluster.kubectl_ok(&[
+        "run",
+        "hog",
+        "--image=wasmkube/stress",
+        "--restart=Never",
+        "--overrides",
+        r#"{"spec":{"containers":[{"name":"hog","image":"wasmkube/stress",
+            "args":["--grow-until-oom","--step","4Mi"],
+            "resources":{"limits":{"memory":"32Mi"}}}]}}"#,
+    ]);
+    let state = "{.status.phase} {.status.containerStatuses[0].state.terminated.reason} \
+                 {.status.containerStatuses[0].state.terminated.exitCode}";
+    eventually(Duration::from_secs(60), || {
+        match cluster.jsonpath(&["pod", "hog"], state).as_str() {
+            "Failed OOMKilled 137" => Ok(()),
+            other => Err(format!("phase, reason, exit code: {other:?}")),
+        }
+    });
+    let describe = cluster.kubectl_ok(&["describe", "pod", "hog"]);
+    assert!(describe.contains("OOMKilled"), "{describe}");
+    // The agent lives on: another pod still runs.
+    cluster.kubectl_ok(&[
+        "run",
+        "after",
+        "--image=wasmkube/toolbox",
+        "--restart=Never",
+        "--command",
+        "--",
+        "sh",
+        "-c",
+        "echo still here; sleep 60",
+    ]);
+    logs_contain(&cluster, &["after"], "still here");
+}
+
+/// The latest `stress: Ns elapsed, N work units` report of a pod.
+fn work(cluster: &Cluster, pod: &str) -> (f64, f64) {
+    eventually(Duration::from_secs(30), || {
+        let out = cluster.kubectl(&["logs", pod, "--tail", "5"]);
+        out.stdout_text()
+            .lines()
+            .rev()
+            .find_map(|line| {
+                let rest = line.strip_prefix("stress: ")?;
+                let (secs, rest) = rest.split_once("s elapsed, ")?;
+                let (units, _) = rest.split_once(" work units")?;
+                Some((secs.parse().ok()?, units.parse().ok()?))
+            })
+            .ok_or_else(|| format!("no report from {pod}: {}", out.describe()))
+    })
+}
+
+/// The CPU seconds of a container from the node's `/metrics/resource`.
+fn cpu_seconds(metrics: &str, pod: &str) -> f64 {
+    let needle = format!("namespace=\"default\",pod=\"{pod}\"}} ");
+    metrics
+        .lines()
+        .find(|l| l.starts_with("container_cpu_usage_seconds_total") && l.contains(&needle))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no CPU usage for {pod} in\n{metrics}"))
+}
+
+#[test]
+fn cpu_requests_share_a_core_and_limits_throttle() {
+    let mut flags = FAST.to_vec();
+    flags.extend_from_slice(&["--node-cpu", "1"]);
+    let Some(cluster) = Cluster::up_with_kubectl("lifecycle::cpu", &flags) else {
+        return;
+    };
+    apply(&cluster, "resources.yaml");
+    for pod in ["light", "heavy", "capped"] {
+        wait_running(&cluster, pod);
+        work(&cluster, pod);
+    }
+    let endpoint = format!(
+        "{}:{}",
+        cluster.jsonpath(&["node", "node-1"], "{.status.addresses[0].address}"),
+        cluster.jsonpath(
+            &["node", "node-1"],
+            "{.status.daemonEndpoints.kubeletEndpoint.Port}"
+        )
+    );
+    let metrics =
+        || crate::http::http_request(&endpoint, "GET", "/metrics/resource", None, b"").body;
+
+    let before: Vec<(f64, f64)> = ["light", "heavy"]
+        .iter()
+        .map(|p| work(&cluster, p))
+        .collect();
+    let (capped_before, t0) = (cpu_seconds(&metrics(), "capped"), Instant::now());
+    std::thread::sleep(Duration::from_secs(4));
+    let after: Vec<(f64, f64)> = ["light", "heavy"]
+        .iter()
+        .map(|p| work(&cluster, p))
+        .collect();
+    let (capped_after, t1) = (cpu_seconds(&metrics(), "capped"), Instant::now());
+
+    let rate = |i: usize| (after[i].1 - before[i].1) / (after[i].0 - before[i].0).max(0.1);
+    let (light, heavy) = (rate(0), rate(1));
+    let ratio = heavy / light.max(1.0);
+    assert!(
+        (2.0..=4.5).contains(&ratio),
+        "requests 100m:300m on one core should share it about 1:3, got {light:.0} vs {heavy:.0} units/s (1:{ratio:.2})"
+    );
+    let share = (capped_after - capped_before) / (t1 - t0).as_secs_f64();
+    assert!(
+        share > 0.02 && share <= 0.25,
+        "limits.cpu 200m should hold the container to a fifth of a core, it used {share:.2}"
+    );
+}
+
+#[test]
+fn a_pod_cannot_listen_on_another_pods_ip() {
+    let Some(cluster) = Cluster::up_with_kubectl("lifecycle::walls", FAST) else {
+        return;
+    };
+    cluster.kubectl_ok(&["run", "web", "--image=wasmkube/web", "--port=80"]);
+    wait_running(&cluster, "web");
+    let ip = cluster.jsonpath(&["pod", "web"], "{.status.podIP}");
+    cluster.kubectl_ok(&[
+        "run",
+        "thief",
+        "--image=wasmkube/toolbox",
+        "--restart=Never",
+        "--command",
+        "--",
+        "sh",
+        "-c",
+        &format!("nc -l -s {ip} -p 8080; echo exit=$?"),
+    ]);
+    let text = logs_contain(&cluster, &["thief"], "exit=1");
+    assert!(text.contains("can't listen on"), "{text}");
+    // The web pod is untouched.
+    assert_eq!(
+        cluster.jsonpath(&["pod", "web"], "{.status.phase}"),
+        "Running"
+    );
+}
+
+#[test]
+fn a_cluster_runs_as_an_ordinary_user_with_low_ports_mapped() {
+    // As root, drop to `nobody` with setpriv; as anyone else, run as is.
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false);
+    let prefix: &[&str] = if root {
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+        ]
+    } else {
+        &[]
+    };
+    let Some(cluster) = Cluster::up_with_kubectl_as("lifecycle::nonroot", FAST, prefix) else {
+        return;
+    };
+    let (bindable, start) = runtime_low_ports();
+    let mapped_expected = root || !bindable;
+    apply(&cluster, "pod-pair.yaml");
+    wait_running(&cluster, "pair-a");
+    // Containers still meet on localhost:80 and the page names the pod.
+    logs_contain(&cluster, &["pair-a", "-c", "client"], "pair-a");
+    if mapped_expected {
+        let events =
+            cluster.kubectl_ok(&["get", "events", "--field-selector", "reason=PortsMapped"]);
+        assert!(
+            events.contains("61000+port"),
+            "the node says its ports are mapped (ip_unprivileged_port_start={start:?}): {events}"
+        );
+        // From the host, the pod's port 80 is at 61080.
+        let ip = cluster.jsonpath(&["pod", "pair-a"], "{.status.podIP}");
+        let page = crate::http::http_request(&format!("{ip}:61080"), "GET", "/", None, b"");
+        assert_eq!(page.status, 200, "{page:?}");
+        assert!(page.body.contains("pair-a"));
+    }
+}
+
+/// What the node agent will find about low ports, read the same way.
+fn runtime_low_ports() -> (bool, Option<u16>) {
+    let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse::<u16>().ok());
+    (start.is_some_and(|s| s <= 1), start)
+}
