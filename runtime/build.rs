@@ -14,11 +14,13 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 /// The guests and the env var naming each built `.wasm`.
-const GUESTS: [(&str, &str); 4] = [
+const GUESTS: [(&str, &str); 5] = [
     ("web", "WASMKUBE_GUEST_WEB"),
     ("toolbox", "WASMKUBE_GUEST_TOOLBOX"),
     ("crash", "WASMKUBE_GUEST_CRASH"),
     ("stress", "WASMKUBE_GUEST_STRESS"),
+    // A library component (cdylib): cargo names its file with an underscore.
+    ("http-hello", "WASMKUBE_GUEST_HTTP_HELLO"),
 ];
 
 const TARGET: &str = "wasm32-wasip2";
@@ -99,7 +101,7 @@ fn run() -> Result<()> {
 
     let built = target_dir.join(TARGET).join("release");
     for (guest, var) in GUESTS {
-        let wasm = built.join(format!("{guest}.wasm"));
+        let wasm = built.join(format!("{}.wasm", guest.replace('-', "_")));
         // Copied so this build's embedded bytes cannot change under it when another host
         // profile rebuilds the shared guest directory.
         let copy = out_dir.join(format!("{guest}.wasm"));

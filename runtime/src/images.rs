@@ -7,7 +7,8 @@
 //!
 //! An [`ImageSource`] turns a reference into an [`Image`] (bytes plus their sha256 digest). The
 //! built-in [`Catalog`] serves the guests compiled from `wasm-examples/` by `build.rs`
-//! (`wasmkube/web`, `wasmkube/toolbox`, `wasmkube/crash`, `wasmkube/stress`); [`FileSource`]
+//! (`wasmkube/web`, `wasmkube/toolbox`, `wasmkube/crash`, `wasmkube/stress`,
+//! `wasmkube/http-hello`); [`FileSource`]
 //! reads `file://` paths and is off unless the node operator enables it, since a pod author
 //! must not read arbitrary host files. [`Images`] chains sources in lookup order.
 
@@ -303,7 +304,7 @@ pub trait ImageSource: Send + Sync {
 }
 
 /// The guests built into this binary, each `(repository, bytes)`.
-const BUILT_IN: [(&str, &[u8]); 4] = [
+const BUILT_IN: [(&str, &[u8]); 5] = [
     ("wasmkube/web", include_bytes!(env!("WASMKUBE_GUEST_WEB"))),
     (
         "wasmkube/toolbox",
@@ -317,10 +318,15 @@ const BUILT_IN: [(&str, &[u8]); 4] = [
         "wasmkube/stress",
         include_bytes!(env!("WASMKUBE_GUEST_STRESS")),
     ),
+    (
+        "wasmkube/http-hello",
+        include_bytes!(env!("WASMKUBE_GUEST_HTTP_HELLO")),
+    ),
 ];
 
-/// The built-in catalog: `wasmkube/web`, `wasmkube/toolbox`, `wasmkube/crash` and
-/// `wasmkube/stress`, tag `latest` (implied), compiled from `wasm-examples/` by `build.rs`.
+/// The built-in catalog: `wasmkube/web`, `wasmkube/toolbox`, `wasmkube/crash`,
+/// `wasmkube/stress` and `wasmkube/http-hello` (a `wasi:http` handler), tag `latest`
+/// (implied), compiled from `wasm-examples/` by `build.rs`.
 #[derive(Default)]
 pub struct Catalog {
     /// Images built on first use: hashing ~1 MB of wasm is not free, and most processes

@@ -147,6 +147,35 @@ async fn read_only_mount_refuses_writes() {
 }
 
 #[tokio::test]
+async fn dot_dot_does_not_leave_a_volume() {
+    let outer = tempfile::tempdir().unwrap();
+    std::fs::write(outer.path().join("secret"), "host secret\n").unwrap();
+    let volume = outer.path().join("vol");
+    std::fs::create_dir(&volume).unwrap();
+    let mut ctr = Ctr::new(
+        "toolbox",
+        POD_C,
+        &[
+            "sh",
+            "-c",
+            "cat /data/../secret; cat /data/../../secret; cd /data && cat ../secret; echo alive",
+        ],
+    );
+    ctr.spec.mounts.push(Mount {
+        host: volume,
+        guest: "/data".into(),
+        read_only: false,
+    });
+    let (exit, stdout, stderr) = ctr.run().await;
+    assert_eq!(exit.code, 0, "{exit:?} {stderr}");
+    assert!(
+        !stdout.contains("host secret"),
+        "escaped the volume: {stdout}"
+    );
+    assert!(stdout.contains("alive"), "{stdout} {stderr}");
+}
+
+#[tokio::test]
 async fn writable_mount_is_shared_with_the_host() {
     let volume = tempfile::tempdir().unwrap();
     let mut ctr = Ctr::new(

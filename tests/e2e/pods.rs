@@ -202,3 +202,42 @@ fn a_pod_that_exits_is_succeeded_or_failed_with_its_exit_code() {
     );
     assert_eq!(reason, "Error");
 }
+
+#[test]
+fn a_wasi_http_component_is_served_on_its_container_port() {
+    let Some(cluster) = Cluster::up_with_kubectl("pods::wasi_http", FAST) else {
+        return;
+    };
+    cluster.kubectl_ok(&["run", "hello", "--image=wasmkube/http-hello", "--port=8080"]);
+    wait_running(&cluster, "hello");
+    let ip = cluster.jsonpath(&["pod", "hello"], "{.status.podIP}");
+    let addr = format!("{ip}:8080");
+    let page = eventually(Duration::from_secs(30), || {
+        let r = crate::http::http_request(&addr, "GET", "/greet?x=1", None, b"");
+        if r.status == 200 {
+            Ok(r)
+        } else {
+            Err(format!("{r:?}"))
+        }
+    });
+    assert_eq!(
+        page.body,
+        "Hello from wasi:http on pod hello: GET /greet?x=1\n"
+    );
+    let teapot = crate::http::http_request(&addr, "GET", "/status/418", None, b"");
+    assert_eq!(teapot.status, 418, "{teapot:?}");
+    // Another pod reaches it over the pod network too.
+    cluster.kubectl_ok(&[
+        "run",
+        "caller",
+        "--image=wasmkube/toolbox",
+        "--restart=Never",
+        "--command",
+        "--",
+        "sh",
+        "-c",
+        &format!("wget -qO- http://{addr}/from-a-pod; sleep 60"),
+    ]);
+    logs_contain(&cluster, &["caller"], "GET /from-a-pod");
+    logs_contain(&cluster, &["hello"], "http-hello: GET /greet?x=1 200");
+}

@@ -128,6 +128,15 @@ impl Dispatcher {
         if self.tombstones.contains_key(&uid) {
             return;
         }
+        let terminal = matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        );
+        let capacity = self.ctx.config.max_pods as usize;
+        if !terminal && self.workers.len() >= capacity {
+            self.reject(pod, uid, capacity);
+            return;
+        }
         let (tx, rx) = watch::channel(Desired::Present(Arc::new(pod)));
         let handle = self.tasks.spawn(worker::run(
             self.ctx.clone(),
@@ -137,6 +146,40 @@ impl Dispatcher {
         ));
         self.uids.insert(handle.id(), uid.clone());
         self.workers.insert(uid, tx);
+    }
+
+    /// Kubelet admission: the node already runs `--max-pods` pods. The pod fails with
+    /// `OutOfpods` (its controller, if any, makes another) and is not looked at again.
+    fn reject(&mut self, pod: Pod, uid: String, capacity: usize) {
+        let message = format!(
+            "Pod was rejected: Node didn't have enough resource: pods, requested: 1, used: {}, capacity: {capacity}",
+            self.workers.len()
+        );
+        tracing::warn!(pod = %uid, "{message}");
+        self.ctx.events.emit(
+            super::events::pod_ref(&pod, None),
+            super::events::EventType::Warning,
+            "OutOfpods",
+            message.clone(),
+        );
+        self.tombstones.insert(uid, Instant::now());
+        let api: Api<Pod> = Api::namespaced(
+            self.ctx.client.clone(),
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+        );
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let status = serde_json::json!({"status": {
+            "phase": "Failed", "reason": "OutOfpods", "message": message,
+        }});
+        tokio::spawn(async move {
+            let patch = kube::api::Patch::Merge(&status);
+            if let Err(e) = api
+                .patch_status(&name, &kube::api::PatchParams::default(), &patch)
+                .await
+            {
+                tracing::warn!(pod = %name, error = %e, "marking a rejected pod failed");
+            }
+        });
     }
 
     fn gone(&mut self, uid: &str) {

@@ -26,6 +26,22 @@ use super::worker::Worker;
 use crate::images::{Image, Reference, digest_of};
 use crate::wasm::{ContainerSpec, CpuShare, PodNetwork};
 
+/// Where a `wasi:http` handler is served: the first `containerPort`, else `PORT`, else 8080.
+fn http_port(container: &Container, env: &[(String, String)]) -> u16 {
+    container
+        .ports
+        .iter()
+        .flatten()
+        .find_map(|p| u16::try_from(p.container_port).ok().filter(|&p| p != 0))
+        .or_else(|| {
+            env.iter()
+                .rev()
+                .find(|(k, _)| k == "PORT")
+                .and_then(|(_, v)| v.parse().ok())
+        })
+        .unwrap_or(8080)
+}
+
 /// Which list of `resources` to read.
 #[derive(Clone, Copy)]
 enum Kind {
@@ -148,6 +164,17 @@ impl Worker {
     ) -> Result<(), Failure> {
         let name = container.name.clone();
         let field = Some(container_field_path(&name, init));
+        let memory_limit = resource(container, Limit, "memory").and_then(quantity_bytes);
+        let largest = self.ctx.runtime.engine().config().max_memory_bytes;
+        if let Some(limit) = memory_limit.filter(|&l| l > largest) {
+            let mib = |b: u64| format!("{}Mi", b.div_ceil(1 << 20));
+            return Err(failure("CreateContainerError")(format!(
+                "limits.memory {} is more than this node's largest container ({}, set by the \
+                 node's --default-memory-limit, which sizes its instance pool)",
+                mib(limit),
+                mib(largest)
+            )));
+        }
         let image = self.pull(init, index, container).await?;
         self.event(
             field,
@@ -196,7 +223,8 @@ impl Worker {
         spec.working_dir = container.working_dir.clone().filter(|d| !d.is_empty());
         spec.mounts = mounts;
         spec.network = network;
-        spec.memory_limit = resource(container, Limit, "memory").and_then(quantity_bytes);
+        spec.memory_limit = memory_limit;
+        spec.http_port = http_port(container, &spec.env);
         // An absent request defaults to the limit, as the API server's defaulting does.
         let limit_cpu = resource(container, Limit, "cpu").and_then(quantity_millis);
         spec.cpu = CpuShare {

@@ -22,6 +22,7 @@ use tokio::sync::OnceCell;
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use super::Error;
 use super::engine::WasmEngine;
@@ -47,6 +48,8 @@ pub struct Prepared {
 /// The pre-linked program of a [`Prepared`].
 pub(crate) enum Program {
     Command(CommandPre<ComponentState>),
+    /// A `wasi:http/incoming-handler` component, served by the node (`http.rs`).
+    Http(ProxyPre<ComponentState>),
     Module(wasmtime::InstancePre<ModuleState>),
 }
 
@@ -64,7 +67,7 @@ impl Prepared {
     /// Component or core module.
     pub fn kind(&self) -> ProgramKind {
         match self.program {
-            Program::Command(_) => ProgramKind::Component,
+            Program::Command(_) | Program::Http(_) => ProgramKind::Component,
             Program::Module(_) => ProgramKind::Module,
         }
     }
@@ -270,12 +273,18 @@ fn link(image: &Image, compiled: Compiled, linkers: &Linkers) -> Result<Prepared
                     image: image.name.clone(),
                     message: format!("{e:#}"),
                 })?;
-            let pre = CommandPre::new(pre).map_err(|e| {
-                no_entry(format!(
-                    "the component does not export wasi:cli/run ({e:#})"
-                ))
-            })?;
-            Program::Command(pre)
+            match CommandPre::new(pre.clone()) {
+                Ok(command) => Program::Command(command),
+                Err(run) => match ProxyPre::new(pre) {
+                    Ok(proxy) => Program::Http(proxy),
+                    Err(_) => {
+                        return Err(no_entry(format!(
+                            "the component exports neither wasi:cli/run nor \
+                             wasi:http/incoming-handler ({run:#})"
+                        )));
+                    }
+                },
+            }
         }
         Compiled::Module(module) => {
             match module.get_export("_start") {

@@ -23,11 +23,13 @@ use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::sockets::WasiSocketsCtxView;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::Error;
 use super::cache::{CompileCache, Prepared, Program};
 use super::cpu::{CpuMeter, CpuShare, Metered};
 use super::engine::WasmEngine;
+use super::http::{self, NoOutgoing};
 use super::limits::{ContainerLimiter, Usage};
 use super::net::{self, PodNetwork, PodSockets, PodTcpView};
 use super::output::{Discard, OutputSink, SinkStream};
@@ -86,6 +88,9 @@ pub struct ContainerSpec {
     /// accepting (accept fails with `invalid-state`), so a server finishes its open
     /// connections and exits, as it would on SIGTERM.
     pub drain: CancellationToken,
+    /// Where a `wasi:http` handler component is served (the first `containerPort`, else
+    /// `PORT`, else 8080).
+    pub http_port: u16,
 }
 
 impl ContainerSpec {
@@ -111,6 +116,7 @@ impl ContainerSpec {
             usage: Arc::default(),
             cpu: CpuShare::default(),
             drain: CancellationToken::new(),
+            http_port: 8080,
         }
     }
 }
@@ -136,7 +142,18 @@ impl Exit {
         }
     }
 
-    fn killed() -> Exit {
+    pub(crate) fn completed() -> Exit {
+        Exit::code(0)
+    }
+
+    pub(crate) fn failed(code: i32, message: String) -> Exit {
+        Exit {
+            message: Some(truncate(message)),
+            ..Exit::code(code)
+        }
+    }
+
+    pub(crate) fn killed() -> Exit {
         Exit {
             code: EXIT_KILLED,
             reason: "Error".into(),
@@ -164,6 +181,44 @@ pub(crate) struct ComponentState {
     table: ResourceTable,
     sockets: PodSockets,
     limits: ContainerLimiter,
+    http: WasiHttpCtx,
+    http_hooks: NoOutgoing,
+}
+
+impl ComponentState {
+    pub(crate) fn new(wasi: WasiCtx, sockets: PodSockets, limits: ContainerLimiter) -> Self {
+        let (http, http_hooks) = http::new_ctx();
+        ComponentState {
+            wasi,
+            table: ResourceTable::new(),
+            sockets,
+            limits,
+            http,
+            http_hooks,
+        }
+    }
+
+    pub(crate) fn limiter(&mut self) -> &mut ContainerLimiter {
+        &mut self.limits
+    }
+
+    pub(crate) fn oom(&self) -> bool {
+        self.limits.oom()
+    }
+
+    pub(crate) fn limit(&self) -> u64 {
+        self.limits.limit()
+    }
+}
+
+impl WasiHttpView for ComponentState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
+        }
+    }
 }
 
 impl WasiView for ComponentState {
@@ -192,6 +247,7 @@ impl Linkers {
         let err = |e: wasmtime::Error| Error::Engine(format!("building the linker: {e:#}"));
         let mut component = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut component).map_err(err)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut component).map_err(err)?;
         net::add_to_linker(&mut component, |s: &mut ComponentState| PodTcpView {
             inner: WasiSocketsCtxView {
                 ctx: s.wasi.sockets(),
@@ -258,6 +314,9 @@ impl ContainerRuntime {
         let limit = spec
             .memory_limit
             .unwrap_or(self.engine.config().max_memory_bytes);
+        if let Program::Http(pre) = &prepared.program {
+            return http::serve(pre.clone(), spec, limit).await;
+        }
         let limits = ContainerLimiter::new(limit, spec.usage.clone());
         let mut builder = match wasi_builder(&spec) {
             Ok(builder) => builder,
@@ -270,12 +329,7 @@ impl ContainerRuntime {
             std::pin::pin!(net::wake_on_drain(spec.drain.clone(), sockets.listening()));
         let exit = match &prepared.program {
             Program::Command(pre) => {
-                let state = ComponentState {
-                    wasi: builder.build(),
-                    table: ResourceTable::new(),
-                    sockets,
-                    limits,
-                };
+                let state = ComponentState::new(builder.build(), sockets, limits);
                 let mut store = Store::new(engine, state);
                 store.limiter(|s| &mut s.limits);
                 arm_epoch(&mut store, &spec.stop, &meter);
@@ -301,6 +355,7 @@ impl ContainerRuntime {
                     spec.stop.is_cancelled(),
                 )
             }
+            Program::Http(_) => unreachable!("served above"),
             Program::Module(pre) => {
                 let state = ModuleState {
                     wasi: builder.build_p1(),
@@ -337,7 +392,11 @@ impl ContainerRuntime {
 /// At every epoch tick: interrupts the guest once the stop token is cancelled, else lets
 /// its [`CpuMeter`] decide whether it yields (its slice is used up, so no guest starves the
 /// others on its thread) or sleeps (over its CPU limit).
-fn arm_epoch<T: 'static>(store: &mut Store<T>, stop: &CancellationToken, meter: &Arc<CpuMeter>) {
+pub(crate) fn arm_epoch<T: 'static>(
+    store: &mut Store<T>,
+    stop: &CancellationToken,
+    meter: &Arc<CpuMeter>,
+) {
     let stop = stop.clone();
     let meter = meter.clone();
     store.set_epoch_deadline(1);
@@ -351,7 +410,7 @@ fn arm_epoch<T: 'static>(store: &mut Store<T>, stop: &CancellationToken, meter: 
 }
 
 /// The WASI context of a container: args, env, stdio, filesystem, sockets.
-fn wasi_builder(spec: &ContainerSpec) -> Result<WasiCtxBuilder, Error> {
+pub(crate) fn wasi_builder(spec: &ContainerSpec) -> Result<WasiCtxBuilder, Error> {
     let mut b = WasiCtxBuilder::new();
     if spec.argv.is_empty() {
         b.arg(spec.image.short_name());

@@ -9,6 +9,7 @@
 //! - `executor.rs`: [`GuestExecutor`], the tokio runtime a node's guests run on, sized by
 //!   `--node-cpu`;
 //! - `cache.rs`: [`CompileCache`], compiled images by digest in memory and as `.cwasm` on disk;
+//! - `http.rs`: `wasi:http` handler components, served by the node one instance per request;
 //! - `net.rs`: the pod network, a shadowed `wasi:sockets/tcp` that makes `localhost` the pod
 //!   IP and the egress policy ([`PodNetwork`]);
 //! - `limits.rs`: the memory limiter whose denied-grow flag means `OOMKilled`;
@@ -20,6 +21,7 @@ mod cache;
 mod cpu;
 mod engine;
 mod executor;
+mod http;
 mod instance;
 mod limits;
 mod net;

@@ -229,7 +229,14 @@ pub(crate) struct PodSockets {
     drain: CancellationToken,
     /// Host addresses the container listens on.
     listening: Listening,
+    /// TCP sockets the container holds (created or accepted, not yet dropped).
+    open: usize,
 }
+
+/// The most TCP sockets one container may hold at once: a socket flood fails in the guest
+/// (`new-socket-limit`) before it exhausts the agent's file descriptors, which every pod on
+/// the node shares.
+pub const MAX_SOCKETS_PER_CONTAINER: usize = 4096;
 
 /// The host addresses a container listens on, shared with [`wake_on_drain`].
 pub(crate) type Listening = Arc<Mutex<Vec<SocketAddr>>>;
@@ -241,6 +248,7 @@ impl PodSockets {
             v6: HashSet::new(),
             drain,
             listening: Listening::default(),
+            open: 0,
         }
     }
 
@@ -334,8 +342,12 @@ use std::future::Future as _;
 
 impl tcp_create_socket::Host for PodTcpView<'_> {
     fn create_tcp_socket(&mut self, family: IpAddressFamily) -> SocketResult<Resource<TcpSocket>> {
+        if self.pod.open >= MAX_SOCKETS_PER_CONTAINER {
+            return Err(ErrorCode::NewSocketLimit.into());
+        }
         let socket =
             tcp_create_socket::Host::create_tcp_socket(&mut self.inner, IpAddressFamily::Ipv4)?;
+        self.pod.open += 1;
         if matches!(family, IpAddressFamily::Ipv6) {
             self.pod.v6.insert(socket.rep());
         }
@@ -436,8 +448,12 @@ impl HostTcpSocket for PodTcpView<'_> {
             // socket would say).
             return Err(ErrorCode::InvalidState.into());
         }
+        if self.pod.open >= MAX_SOCKETS_PER_CONTAINER {
+            return Err(ErrorCode::NewSocketLimit.into());
+        }
         let v6 = self.is_v6(&this);
         let accepted = HostTcpSocket::accept(&mut self.inner, this)?;
+        self.pod.open += 1;
         if v6 {
             self.pod.v6.insert(accepted.0.rep());
         }
@@ -561,6 +577,7 @@ impl HostTcpSocket for PodTcpView<'_> {
 
     fn drop(&mut self, this: Resource<TcpSocket>) -> wasmtime::Result<()> {
         self.pod.v6.remove(&this.rep());
+        self.pod.open = self.pod.open.saturating_sub(1);
         HostTcpSocket::drop(&mut self.inner, this)
     }
 }
