@@ -156,6 +156,28 @@ fn a_container_over_its_memory_limit_is_oom_killed() {
         "echo still here; sleep 60",
     ]);
     logs_contain(&cluster, &["after"], "still here");
+
+    // A limit above the node's largest container (--default-memory-limit) is refused clearly.
+    cluster.kubectl_ok(&[
+        "run",
+        "big",
+        "--image=wasmkube/toolbox",
+        "--overrides",
+        r#"{"spec":{"containers":[{"name":"big","image":"wasmkube/toolbox",
+            "command":["sleep","60"],"resources":{"limits":{"memory":"1Gi"}}}]}}"#,
+    ]);
+    let waiting = "{.status.containerStatuses[0].state.waiting.reason}";
+    eventually(Duration::from_secs(30), || {
+        match cluster.jsonpath(&["pod", "big"], waiting).as_str() {
+            "CreateContainerError" => Ok(()),
+            other => Err(format!("waiting reason {other:?}")),
+        }
+    });
+    let describe = cluster.kubectl_ok(&["describe", "pod", "big"]);
+    assert!(
+        describe.contains("more than this node's largest container"),
+        "{describe}"
+    );
 }
 
 /// The latest `stress: Ns elapsed, N work units` report of a pod.
@@ -237,7 +259,9 @@ fn cpu_requests_share_a_core_and_limits_throttle() {
 
 #[test]
 fn a_pod_cannot_listen_on_another_pods_ip() {
-    let Some(cluster) = Cluster::up_with_kubectl("lifecycle::walls", FAST) else {
+    let mut flags = FAST.to_vec();
+    flags.extend_from_slice(&["--max-pods", "2"]);
+    let Some(cluster) = Cluster::up_with_kubectl("lifecycle::walls", &flags) else {
         return;
     };
     cluster.kubectl_ok(&["run", "web", "--image=wasmkube/web", "--port=80"]);
@@ -261,6 +285,39 @@ fn a_pod_cannot_listen_on_another_pods_ip() {
         cluster.jsonpath(&["pod", "web"], "{.status.phase}"),
         "Running"
     );
+
+    // --max-pods 2: the finished thief no longer counts, a second running pod fits, a
+    // third is rejected by the node as the kubelet does.
+    eventually(Duration::from_secs(30), || {
+        match cluster
+            .jsonpath(&["pod", "thief"], "{.status.phase}")
+            .as_str()
+        {
+            "Succeeded" => Ok(()),
+            other => Err(format!("thief is {other:?}")),
+        }
+    });
+    let sleeper = |name: &str| {
+        cluster.kubectl_ok(&[
+            "run",
+            name,
+            "--image=wasmkube/toolbox",
+            "--command",
+            "--",
+            "sleep",
+            "600",
+        ]);
+    };
+    sleeper("second");
+    wait_running(&cluster, "second");
+    sleeper("third");
+    let status = "{.status.phase} {.status.reason}";
+    eventually(Duration::from_secs(30), || {
+        match cluster.jsonpath(&["pod", "third"], status).as_str() {
+            "Failed OutOfpods" => Ok(()),
+            other => Err(format!("phase and reason of the third pod: {other:?}")),
+        }
+    });
 }
 
 #[test]

@@ -241,3 +241,32 @@ fn a_wasi_http_component_is_served_on_its_container_port() {
     logs_contain(&cluster, &["caller"], "GET /from-a-pod");
     logs_contain(&cluster, &["hello"], "http-hello: GET /greet?x=1 200");
 }
+
+#[test]
+fn a_sidecar_starts_first_runs_beside_and_stops_after_the_container() {
+    let Some(cluster) = Cluster::up_with_kubectl("pods::sidecar", FAST) else {
+        return;
+    };
+    let path = manifest("sidecar.yaml");
+    cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
+    eventually(Duration::from_secs(60), || {
+        match phase(&cluster, "with-sidecar").as_str() {
+            "Succeeded" => Ok(()),
+            other => Err(format!(
+                "phase {other:?}\n{}",
+                cluster
+                    .kubectl(&["describe", "pod", "with-sidecar"])
+                    .describe()
+            )),
+        }
+    });
+    // The container saw what the sidecar wrote: it ran beside it.
+    let main = logs_contain(&cluster, &["with-sidecar", "-c", "main"], "main-done");
+    assert!(main.contains("sidecar-alive"), "{main}");
+    logs_contain(&cluster, &["with-sidecar", "-c", "logger"], "sidecar-alive");
+    let initialized = cluster.jsonpath(
+        &["pod", "with-sidecar"],
+        "{.status.conditions[?(@.type==\"Initialized\")].status}",
+    );
+    assert_eq!(initialized, "True");
+}

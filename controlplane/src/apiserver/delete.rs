@@ -21,6 +21,16 @@ pub(super) fn is_graceful_pod(rt: &ResourceType, obj: &Value) -> bool {
     rt.kind == "Pod" && rt.group.is_empty() && obj.pointer("/spec/nodeName").is_some()
 }
 
+/// Whether a DELETE of this pod waits for its node: bound and not yet Succeeded or Failed
+/// (kube-apiserver deletes unbound and terminal pods at once).
+fn deletes_gracefully(rt: &ResourceType, obj: &Value) -> bool {
+    let terminal = matches!(
+        obj.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    );
+    is_graceful_pod(rt, obj) && !terminal
+}
+
 /// `DeleteOptions` from the body and query.
 struct DeleteOptions {
     grace: Option<i64>,
@@ -135,7 +145,7 @@ fn deletion_step(rt: &ResourceType, obj: &Value, grace: Option<i64>) -> Option<V
         }
         return Some(next);
     }
-    if is_graceful_pod(rt, obj) {
+    if deletes_gracefully(rt, obj) {
         let grace = grace
             .or_else(|| {
                 obj.pointer("/spec/terminationGracePeriodSeconds")
@@ -223,5 +233,11 @@ mod tests {
         assert!(deletion_step(rt, &pod, Some(0)).is_none());
         let unbound = json!({"metadata": {"name": "p"}, "spec": {}});
         assert!(deletion_step(rt, &unbound, None).is_none());
+        let mut done = pod.clone();
+        done["status"] = json!({"phase": "Failed", "reason": "OutOfpods"});
+        assert!(
+            deletion_step(rt, &done, None).is_none(),
+            "a terminal pod goes at once"
+        );
     }
 }

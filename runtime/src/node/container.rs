@@ -161,6 +161,9 @@ pub struct Record {
     pub ran_before: bool,
     /// Its CrashLoopBackOff.
     pub backoff: Backoff,
+    /// A sidecar: an init container with `restartPolicy: Always`, which keeps running beside
+    /// the containers and restarts whatever its exit code.
+    pub sidecar: bool,
 }
 
 impl Record {
@@ -181,6 +184,7 @@ impl Record {
             restart_count: 0,
             ran_before: false,
             backoff,
+            sidecar: false,
         }
     }
 

@@ -133,7 +133,7 @@ impl Dispatcher {
             Some("Succeeded" | "Failed")
         );
         let capacity = self.ctx.config.max_pods as usize;
-        if !terminal && self.workers.len() >= capacity {
+        if !terminal && self.active() >= capacity {
             self.reject(pod, uid, capacity);
             return;
         }
@@ -148,12 +148,26 @@ impl Dispatcher {
         self.workers.insert(uid, tx);
     }
 
+    /// Pods that count against `--max-pods`: those not yet Succeeded or Failed.
+    fn active(&self) -> usize {
+        self.workers
+            .values()
+            .filter(|w| match &*w.borrow() {
+                Desired::Present(pod) => !matches!(
+                    pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    Some("Succeeded" | "Failed")
+                ),
+                Desired::Gone => false,
+            })
+            .count()
+    }
+
     /// Kubelet admission: the node already runs `--max-pods` pods. The pod fails with
     /// `OutOfpods` (its controller, if any, makes another) and is not looked at again.
     fn reject(&mut self, pod: Pod, uid: String, capacity: usize) {
         let message = format!(
             "Pod was rejected: Node didn't have enough resource: pods, requested: 1, used: {}, capacity: {capacity}",
-            self.workers.len()
+            self.active()
         );
         tracing::warn!(pod = %uid, "{message}");
         self.ctx.events.emit(

@@ -5,7 +5,8 @@
 //! init containers or containers have not all started; Running while any container runs (or
 //! will be restarted); Succeeded when all containers ended with 0 and none restarts; Failed
 //! when all ended, some did not succeed, and none restarts. A terminal phase never goes
-//! back. Conditions keep their `lastTransitionTime` until their status changes.
+//! back. Sidecars (init containers with `restartPolicy: Always`) count as initialized once
+//! started and never decide the phase. Conditions keep their `lastTransitionTime` until their status changes.
 
 use std::net::Ipv4Addr;
 
@@ -19,6 +20,8 @@ pub struct Observed {
     pub restart_policy: String,
     /// Init containers, in spec order.
     pub init: Vec<ContainerStatus>,
+    /// The init containers that are sidecars (`restartPolicy: Always`).
+    pub sidecars: Vec<String>,
     /// Containers, in spec order.
     pub containers: Vec<ContainerStatus>,
     /// Whether the sandbox (IP, directories, volumes) is ready.
@@ -49,11 +52,21 @@ fn is_running(s: &ContainerStatus) -> bool {
     s.state.as_ref().is_some_and(|st| st.running.is_some())
 }
 
+/// Whether a container has ever started (runs now, or ended once).
+fn has_started(s: &ContainerStatus) -> bool {
+    is_running(s) || terminated_code(s).is_some() || last_code(s).is_some()
+}
+
 /// The pod phase (`Pending`, `Running`, `Succeeded`, `Failed`).
 pub fn phase(o: &Observed) -> &'static str {
     let never = o.restart_policy == "Never";
     let (mut pending_init, mut failed_init) = (0, 0);
     for s in &o.init {
+        if o.sidecars.contains(&s.name) {
+            // A sidecar never fails the pod; it only has to have started.
+            pending_init += usize::from(!has_started(s));
+            continue;
+        }
         match (terminated_code(s), last_code(s)) {
             (Some(0), _) => {}
             (Some(_), _) => failed_init += 1,
@@ -136,7 +149,13 @@ pub fn pod_status(previous: Option<&PodStatus>, o: &Observed, now: jiff::Timesta
     };
     let done = phase == "Succeeded" || phase == "Failed";
 
-    let uninitialized = names(&o.init, |s| terminated_code(s) != Some(0));
+    let uninitialized = names(&o.init, |s| {
+        if o.sidecars.contains(&s.name) {
+            !has_started(s)
+        } else {
+            terminated_code(s) != Some(0)
+        }
+    });
     let unready = names(&o.containers, |s| !s.ready);
     let list = |v: &[&str]| format!("[{}]", v.join(" "));
     let ready = unready.is_empty() && !done;

@@ -61,6 +61,7 @@ fn observed(
     Observed {
         restart_policy: policy.into(),
         init,
+        sidecars: Vec::new(),
         containers,
         sandbox_ready: true,
         host_ip: Ipv4Addr::new(127, 1, 0, 1),
@@ -250,4 +251,30 @@ fn terminal_phase_never_goes_back_and_completed_pods_are_not_ready() {
         t,
     );
     assert_eq!(later.phase.as_deref(), Some("Succeeded"));
+}
+
+#[test]
+fn sidecars_initialize_once_started_and_never_decide_the_phase() {
+    let mut o = observed(
+        "Never",
+        vec![waiting("logger", None)],
+        vec![waiting("main", None)],
+    );
+    o.sidecars = vec!["logger".into()];
+    assert_eq!(phase(&o), "Pending");
+    o.init = vec![running("logger")];
+    o.containers = vec![running("main")];
+    assert_eq!(phase(&o), "Running");
+    let status = pod_status(None, &o, jiff::Timestamp::now());
+    let initialized = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Initialized")
+        .unwrap();
+    assert_eq!(initialized.status, "True");
+    // The container is done; the sidecar, stopped after it, exits 137: still Succeeded.
+    o.init = vec![exited("logger", 137)];
+    o.containers = vec![exited("main", 0)];
+    assert_eq!(phase(&o), "Succeeded");
 }

@@ -76,9 +76,12 @@ impl Worker {
             )),
             _ => {}
         }
-        // Init containers only rerun when they fail; containers per the restart policy.
+        // Sidecars rerun until the containers are done; other init containers only when
+        // they fail; containers per the restart policy.
         let restart = !terminating
-            && if init {
+            && if record.sidecar {
+                !matches!(self.stage, Stage::Done)
+            } else if init {
                 exit.code != 0 && policy != "Never"
             } else {
                 should_restart(&policy, exit.code)

@@ -217,13 +217,15 @@ impl Worker {
             .iter()
             .flatten()
             .map(|c| {
-                Record::new(
+                let mut r = Record::new(
                     &c.name,
                     true,
                     c.image.as_deref().unwrap_or_default(),
                     backoff(),
                     "PodInitializing",
-                )
+                );
+                r.sidecar = c.restart_policy.as_deref() == Some("Always");
+                r
             })
             .collect();
         let mut containers: Vec<Record> = spec
@@ -317,6 +319,22 @@ impl Worker {
                         self.refresh_volumes().await;
                     }
                     let record = &self.init[i];
+                    if record.sidecar {
+                        // A sidecar only has to start before the next init container.
+                        match &record.state {
+                            State::Running { .. } => {
+                                self.stage = Stage::Init(i + 1);
+                                continue;
+                            }
+                            State::Waiting { retry_at, .. } => {
+                                if retry_at.is_none_or(|t| t <= now) {
+                                    self.start(true, i).await;
+                                }
+                                return false;
+                            }
+                            State::Terminated(_) => return false,
+                        }
+                    }
                     match &record.state {
                         State::Terminated(t) if t.code == 0 => self.stage = Stage::Init(i + 1),
                         State::Terminated(_) => {
@@ -336,6 +354,14 @@ impl Worker {
                     if resync {
                         self.refresh_volumes().await;
                     }
+                    for i in 0..self.init.len() {
+                        if self.init[i].sidecar
+                            && let State::Waiting { retry_at, .. } = &self.init[i].state
+                            && retry_at.is_none_or(|t| t <= now)
+                        {
+                            self.start(true, i).await;
+                        }
+                    }
                     for i in 0..self.containers.len() {
                         if let State::Waiting { retry_at, .. } = &self.containers[i].state
                             && retry_at.is_none_or(|t| t <= now)
@@ -344,7 +370,13 @@ impl Worker {
                         }
                     }
                     if self.containers.iter().all(|r| r.terminated().is_some()) {
+                        // The containers are done: their sidecars stop too.
                         self.stage = Stage::Done;
+                        for r in self.init.iter().filter(|r| r.sidecar) {
+                            if let State::Running { stop, .. } = &r.state {
+                                stop.cancel();
+                            }
+                        }
                     }
                     return false;
                 }
@@ -427,6 +459,12 @@ impl Worker {
         let observed = Observed {
             restart_policy: self.restart_policy(),
             init: self.init.iter().map(Record::status).collect(),
+            sidecars: self
+                .init
+                .iter()
+                .filter(|r| r.sidecar)
+                .map(|r| r.name.clone())
+                .collect(),
             containers: self.containers.iter().map(Record::status).collect(),
             sandbox_ready: !matches!(self.stage, Stage::Sandbox { .. }),
             terminal: matches!(self.stage, Stage::Terminating { .. })
