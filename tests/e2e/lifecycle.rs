@@ -4,63 +4,17 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Cluster, OutputExt, eventually, manifest};
-
-/// Flags that shorten the node agent's timers so restarts show within seconds.
-const FAST: &[&str] = &[
-    "--backoff-base",
-    "1s",
-    "--backoff-max",
-    "4s",
-    "--sync-frequency",
-    "2s",
-    "--node-status-update-frequency",
-    "2s",
-];
-
-fn apply(cluster: &Cluster, file: &str) {
-    let path = manifest(file);
-    cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
-}
-
-fn wait_running(cluster: &Cluster, pod: &str) {
-    eventually(Duration::from_secs(60), || {
-        match cluster.jsonpath(&["pod", pod], "{.status.phase}").as_str() {
-            "Running" => Ok(()),
-            other => Err(format!(
-                "pod {pod} is {other:?}\n{}",
-                cluster.kubectl(&["describe", "pod", pod]).describe()
-            )),
-        }
-    });
-}
-
-fn logs_contain(cluster: &Cluster, args: &[&str], needle: &str) -> String {
-    eventually(Duration::from_secs(30), || {
-        let mut full = vec!["logs"];
-        full.extend_from_slice(args);
-        let out = cluster.kubectl(&full);
-        let text = out.stdout_text();
-        if text.contains(needle) {
-            Ok(text)
-        } else {
-            Err(format!(
-                "kubectl {full:?} lacks {needle:?}: {}",
-                out.describe()
-            ))
-        }
-    })
-}
+use crate::support::{Cluster, FAST, OutputExt, eventually};
 
 #[test]
 fn hooks_run_and_a_server_stops_early_within_its_grace_period() {
     let Some(cluster) = Cluster::up_with_kubectl("lifecycle::hooks", FAST) else {
         return;
     };
-    apply(&cluster, "hooks.yaml");
-    wait_running(&cluster, "hooked");
+    cluster.apply_manifest("hooks.yaml");
+    cluster.wait_running("hooked");
     // postStart: the kubelet's GET shows in the server's own access log.
-    logs_contain(&cluster, &["hooked"], "\"kube-lifecycle/1.37\"");
+    cluster.logs_contain(&["hooked"], "\"kube-lifecycle/1.37\"");
 
     // preStop sleeps 2 s, then the listener closes and the server exits by itself: well
     // within the 30 s grace period, and never before the hook finished.
@@ -86,9 +40,9 @@ fn an_agent_restart_restarts_containers_with_the_same_ip_and_empty_dir() {
     let Some(mut cluster) = Cluster::up_with_kubectl("lifecycle::restart", FAST) else {
         return;
     };
-    apply(&cluster, "survivor.yaml");
-    wait_running(&cluster, "survivor");
-    logs_contain(&cluster, &["survivor"], "data: fresh");
+    cluster.apply_manifest("survivor.yaml");
+    cluster.wait_running("survivor");
+    cluster.logs_contain(&["survivor"], "data: fresh");
     let ip = cluster.jsonpath(&["pod", "survivor"], "{.status.podIP}");
 
     cluster.stop();
@@ -106,7 +60,7 @@ fn an_agent_restart_restarts_containers_with_the_same_ip_and_empty_dir() {
         ip,
         "the pod keeps its IP"
     );
-    let text = logs_contain(&cluster, &["survivor"], "data: kept");
+    let text = cluster.logs_contain(&["survivor"], "data: kept");
     assert!(
         text.contains("tmp: fresh"),
         "the container's own /tmp starts empty: {text}"
@@ -155,7 +109,7 @@ fn a_container_over_its_memory_limit_is_oom_killed() {
         "-c",
         "echo still here; sleep 60",
     ]);
-    logs_contain(&cluster, &["after"], "still here");
+    cluster.logs_contain(&["after"], "still here");
 
     // A limit above the node's largest container (--default-memory-limit) is refused clearly.
     cluster.kubectl_ok(&[
@@ -215,9 +169,9 @@ fn cpu_requests_share_a_core_and_limits_throttle() {
     let Some(cluster) = Cluster::up_with_kubectl("lifecycle::cpu", &flags) else {
         return;
     };
-    apply(&cluster, "resources.yaml");
+    cluster.apply_manifest("resources.yaml");
     for pod in ["light", "heavy", "capped"] {
-        wait_running(&cluster, pod);
+        cluster.wait_running(pod);
         work(&cluster, pod);
     }
     let endpoint = format!(
@@ -265,7 +219,7 @@ fn a_pod_cannot_listen_on_another_pods_ip() {
         return;
     };
     cluster.kubectl_ok(&["run", "web", "--image=wasmkube/web", "--port=80"]);
-    wait_running(&cluster, "web");
+    cluster.wait_running("web");
     let ip = cluster.jsonpath(&["pod", "web"], "{.status.podIP}");
     cluster.kubectl_ok(&[
         "run",
@@ -278,7 +232,7 @@ fn a_pod_cannot_listen_on_another_pods_ip() {
         "-c",
         &format!("nc -l -s {ip} -p 8080; echo exit=$?"),
     ]);
-    let text = logs_contain(&cluster, &["thief"], "exit=1");
+    let text = cluster.logs_contain(&["thief"], "exit=1");
     assert!(text.contains("can't listen on"), "{text}");
     // The web pod is untouched.
     assert_eq!(
@@ -309,7 +263,7 @@ fn a_pod_cannot_listen_on_another_pods_ip() {
         ]);
     };
     sleeper("second");
-    wait_running(&cluster, "second");
+    cluster.wait_running("second");
     sleeper("third");
     let status = "{.status.phase} {.status.reason}";
     eventually(Duration::from_secs(30), || {
@@ -347,10 +301,10 @@ fn a_cluster_runs_as_an_ordinary_user_with_low_ports_mapped() {
     };
     let (bindable, start) = runtime_low_ports();
     let mapped_expected = root || !bindable;
-    apply(&cluster, "pod-pair.yaml");
-    wait_running(&cluster, "pair-a");
+    cluster.apply_manifest("pod-pair.yaml");
+    cluster.wait_running("pair-a");
     // Containers still meet on localhost:80 and the page names the pod.
-    logs_contain(&cluster, &["pair-a", "-c", "client"], "pair-a");
+    cluster.logs_contain(&["pair-a", "-c", "client"], "pair-a");
     if mapped_expected {
         let events =
             cluster.kubectl_ok(&["get", "events", "--field-selector", "reason=PortsMapped"]);
@@ -372,4 +326,103 @@ fn runtime_low_ports() -> (bool, Option<u16>) {
         .ok()
         .and_then(|s| s.trim().parse::<u16>().ok());
     (start.is_some_and(|s| s <= 1), start)
+}
+
+#[test]
+fn hostile_guests_get_a_clear_state_and_leave_the_node_and_neighbours_alone() {
+    let mut flags = FAST.to_vec();
+    flags.push("--allow-file-images");
+    let Some(cluster) = Cluster::up_with_kubectl("lifecycle::hostile", &flags) else {
+        return;
+    };
+    cluster.kubectl_ok(&[
+        "run",
+        "calm",
+        "--image=wasmkube/toolbox",
+        "--command",
+        "--",
+        "sh",
+        "-c",
+        "while true; do echo calm; sleep 1; done",
+    ]);
+    cluster.wait_running("calm");
+
+    // Not WebAssembly at all.
+    let text = cluster.data_dir().join("not-wasm.txt");
+    std::fs::write(&text, "#!/bin/sh\necho I am a shell script\n").unwrap();
+    // (kubectl run checks image names itself; a manifest goes straight to the API.)
+    let pod = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "notwasm"},
+        "spec": {"restartPolicy": "Never", "containers": [
+            {"name": "script", "image": format!("file://{}", text.display())}]}
+    });
+    let out = cluster.kubectl_stdin(&["apply", "-f", "-"], Some(pod.to_string().as_bytes()));
+    assert!(out.status.success(), "{}", out.describe());
+    // A trap, and a guest that never yields on its own.
+    cluster.kubectl_ok(&[
+        "run",
+        "trapper",
+        "--image=wasmkube/crash",
+        "--restart=Never",
+        "--env=CRASH_AFTER=0",
+        "--env=CRASH_MODE=trap",
+    ]);
+    cluster.kubectl_ok(&[
+        "run",
+        "spinner",
+        "--image=wasmkube/stress",
+        "--",
+        "--cpu",
+        "spin",
+    ]);
+
+    // As containerd does for a binary it cannot execute: StartError, exit code 128.
+    let start_error = "{.status.phase} {.status.containerStatuses[0].state.terminated.reason} \
+                       {.status.containerStatuses[0].state.terminated.exitCode}";
+    eventually(Duration::from_secs(30), || {
+        match cluster.jsonpath(&["pod", "notwasm"], start_error).as_str() {
+            "Failed StartError 128" => Ok(()),
+            other => Err(format!("phase, reason, exit code: {other:?}")),
+        }
+    });
+    let describe = cluster.kubectl_ok(&["describe", "pod", "notwasm"]);
+    assert!(describe.contains("not WebAssembly"), "{describe}");
+
+    let ended = "{.status.containerStatuses[0].state.terminated.exitCode} \
+                 {.status.containerStatuses[0].state.terminated.message}";
+    let trap = eventually(Duration::from_secs(30), || {
+        let s = cluster.jsonpath(&["pod", "trapper"], ended);
+        if s.starts_with("134 ") {
+            Ok(s)
+        } else {
+            Err(format!("exit code and message: {s:?}"))
+        }
+    });
+    assert!(trap.contains("unreachable"), "{trap}");
+
+    // The spinner is stopped by the epoch interrupt within its grace period.
+    cluster.wait_running("spinner");
+    let started = Instant::now();
+    cluster.kubectl_ok(&[
+        "delete",
+        "pod",
+        "spinner",
+        "--grace-period=1",
+        "--wait=true",
+    ]);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a spinning guest took {:?} to stop",
+        started.elapsed()
+    );
+
+    // The neighbour never noticed.
+    assert_eq!(cluster.phase("calm"), "Running");
+    let restarts = cluster.jsonpath(
+        &["pod", "calm"],
+        "{.status.containerStatuses[0].restartCount}",
+    );
+    assert_eq!(restarts, "0");
+    let nodes = cluster.kubectl_ok(&["get", "nodes"]);
+    assert!(nodes.contains(" Ready"), "{nodes}");
 }

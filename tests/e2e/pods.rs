@@ -3,52 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Cluster, OutputExt, eventually, manifest};
-
-/// Flags that shorten the node agent's timers so restarts show within seconds.
-const FAST: &[&str] = &[
-    "--backoff-base",
-    "1s",
-    "--backoff-max",
-    "4s",
-    "--sync-frequency",
-    "2s",
-    "--node-status-update-frequency",
-    "2s",
-];
-
-fn phase(cluster: &Cluster, pod: &str) -> String {
-    cluster.jsonpath(&["pod", pod], "{.status.phase}")
-}
-
-fn wait_running(cluster: &Cluster, pod: &str) {
-    eventually(Duration::from_secs(60), || {
-        match phase(cluster, pod).as_str() {
-            "Running" => Ok(()),
-            other => Err(format!(
-                "pod {pod} is {other:?}\n{}",
-                cluster.kubectl(&["describe", "pod", pod]).describe()
-            )),
-        }
-    });
-}
-
-fn logs_contain(cluster: &Cluster, args: &[&str], needle: &str) -> String {
-    eventually(Duration::from_secs(30), || {
-        let mut full = vec!["logs"];
-        full.extend_from_slice(args);
-        let out = cluster.kubectl(&full);
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        if text.contains(needle) {
-            Ok(text)
-        } else {
-            Err(format!(
-                "kubectl {full:?} lacks {needle:?}: {}",
-                out.describe()
-            ))
-        }
-    })
-}
+use crate::support::{Cluster, FAST, OutputExt, eventually};
 
 #[test]
 fn a_node_registers_and_a_pod_runs_with_its_own_ip_and_logs() {
@@ -74,8 +29,17 @@ fn a_node_registers_and_a_pod_runs_with_its_own_ip_and_logs() {
         "-c",
         "echo hello from $HOSTNAME; sleep 60",
     ]);
-    wait_running(&cluster, "hello");
-    logs_contain(&cluster, &["hello"], "hello from hello");
+    cluster.wait_running("hello");
+    cluster.logs_contain(&["hello"], "hello from hello");
+    let describe = cluster.kubectl_ok(&["describe", "pod", "hello"]);
+    for event in [
+        "Successfully assigned default/hello to node-1",
+        "Pulled",
+        "Created",
+        "Started",
+    ] {
+        assert!(describe.contains(event), "no {event:?} in\n{describe}");
+    }
     let ours = cluster.wasmkube(&["logs", "hello", "--tail", "5"]);
     assert!(
         ours.stdout_text().contains("hello from hello"),
@@ -108,13 +72,12 @@ fn containers_of_a_pod_meet_on_localhost_and_two_pods_both_listen_on_80() {
     let Some(cluster) = Cluster::up_with_kubectl("pods::localhost", FAST) else {
         return;
     };
-    let path = manifest("pod-pair.yaml");
-    cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
-    wait_running(&cluster, "pair-a");
-    wait_running(&cluster, "pair-b");
+    cluster.apply_manifest("pod-pair.yaml");
+    cluster.wait_running("pair-a");
+    cluster.wait_running("pair-b");
     // The web guest's default page names the pod that served it.
-    logs_contain(&cluster, &["pair-a", "-c", "client"], "pair-a");
-    logs_contain(&cluster, &["pair-b", "-c", "client"], "pair-b");
+    cluster.logs_contain(&["pair-a", "-c", "client"], "pair-a");
+    cluster.logs_contain(&["pair-b", "-c", "client"], "pair-b");
     let a = cluster.jsonpath(&["pod", "pair-a"], "{.status.podIP}");
     let b = cluster.jsonpath(&["pod", "pair-b"], "{.status.podIP}");
     assert_ne!(a, b);
@@ -125,10 +88,9 @@ fn an_empty_dir_is_shared_and_a_config_map_is_files_and_env() {
     let Some(cluster) = Cluster::up_with_kubectl("pods::volumes", FAST) else {
         return;
     };
-    let path = manifest("volumes.yaml");
-    cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
-    wait_running(&cluster, "shared");
-    let text = logs_contain(&cluster, &["shared", "-c", "reader"], "written-by-writer");
+    cluster.apply_manifest("volumes.yaml");
+    cluster.wait_running("shared");
+    let text = cluster.logs_contain(&["shared", "-c", "reader"], "written-by-writer");
     assert!(text.contains("hello-from-configmap"), "{text}");
     assert!(text.contains("env=hello-from-configmap"), "{text}");
 }
@@ -186,7 +148,7 @@ fn a_pod_that_exits_is_succeeded_or_failed_with_its_exit_code() {
         "--env=EXIT_CODE=7",
     ]);
     eventually(Duration::from_secs(60), || {
-        match phase(&cluster, "fails").as_str() {
+        match cluster.phase("fails").as_str() {
             "Failed" => Ok(()),
             other => Err(format!("phase {other:?}")),
         }
@@ -209,7 +171,7 @@ fn a_wasi_http_component_is_served_on_its_container_port() {
         return;
     };
     cluster.kubectl_ok(&["run", "hello", "--image=wasmkube/http-hello", "--port=8080"]);
-    wait_running(&cluster, "hello");
+    cluster.wait_running("hello");
     let ip = cluster.jsonpath(&["pod", "hello"], "{.status.podIP}");
     let addr = format!("{ip}:8080");
     let page = eventually(Duration::from_secs(30), || {
@@ -238,8 +200,8 @@ fn a_wasi_http_component_is_served_on_its_container_port() {
         "-c",
         &format!("wget -qO- http://{addr}/from-a-pod; sleep 60"),
     ]);
-    logs_contain(&cluster, &["caller"], "GET /from-a-pod");
-    logs_contain(&cluster, &["hello"], "http-hello: GET /greet?x=1 200");
+    cluster.logs_contain(&["caller"], "GET /from-a-pod");
+    cluster.logs_contain(&["hello"], "http-hello: GET /greet?x=1 200");
 }
 
 #[test]
@@ -247,10 +209,9 @@ fn a_sidecar_starts_first_runs_beside_and_stops_after_the_container() {
     let Some(cluster) = Cluster::up_with_kubectl("pods::sidecar", FAST) else {
         return;
     };
-    let path = manifest("sidecar.yaml");
-    cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
+    cluster.apply_manifest("sidecar.yaml");
     eventually(Duration::from_secs(60), || {
-        match phase(&cluster, "with-sidecar").as_str() {
+        match cluster.phase("with-sidecar").as_str() {
             "Succeeded" => Ok(()),
             other => Err(format!(
                 "phase {other:?}\n{}",
@@ -261,9 +222,9 @@ fn a_sidecar_starts_first_runs_beside_and_stops_after_the_container() {
         }
     });
     // The container saw what the sidecar wrote: it ran beside it.
-    let main = logs_contain(&cluster, &["with-sidecar", "-c", "main"], "main-done");
+    let main = cluster.logs_contain(&["with-sidecar", "-c", "main"], "main-done");
     assert!(main.contains("sidecar-alive"), "{main}");
-    logs_contain(&cluster, &["with-sidecar", "-c", "logger"], "sidecar-alive");
+    cluster.logs_contain(&["with-sidecar", "-c", "logger"], "sidecar-alive");
     let initialized = cluster.jsonpath(
         &["pod", "with-sidecar"],
         "{.status.conditions[?(@.type==\"Initialized\")].status}",

@@ -184,12 +184,19 @@ struct Server {
 }
 
 impl Server {
-    /// Starts `wasmkube COMMAND`, through `prefix` (e.g. `setpriv --reuid ...`) if not empty.
+    /// Starts `wasmkube COMMAND`, through `prefix` (e.g. `setpriv --reuid ...`) if not empty:
+    /// then from a copy of the binary in the data directory, which the other user can reach
+    /// wherever the checkout is.
     fn start(data_dir: &Path, command: &[String], prefix: &[String]) -> Server {
         let mut cmd = match prefix.split_first() {
             Some((program, args)) => {
+                let copy = data_dir.join("wasmkube");
+                if !copy.exists() {
+                    std::fs::copy(env!("CARGO_BIN_EXE_wasmkube"), &copy)
+                        .expect("copy the wasmkube binary for the other user");
+                }
                 let mut cmd = Command::new(program);
-                cmd.args(args).arg(env!("CARGO_BIN_EXE_wasmkube"));
+                cmd.args(args).arg(copy);
                 cmd
             }
             None => Command::new(env!("CARGO_BIN_EXE_wasmkube")),
@@ -302,6 +309,18 @@ pub fn kubeconfig_server(path: &Path) -> Option<String> {
         .next()
 }
 
+/// Flags that shorten the node agent's timers so restarts show within seconds.
+pub const FAST: &[&str] = &[
+    "--backoff-base",
+    "1s",
+    "--backoff-max",
+    "4s",
+    "--sync-frequency",
+    "2s",
+    "--node-status-update-frequency",
+    "2s",
+];
+
 /// A `wasmkube server` with its own temporary data directory, killed on drop.
 pub struct Cluster {
     dir: tempfile::TempDir,
@@ -388,12 +407,12 @@ impl Cluster {
             &cidr,
         ];
         // One compile cache for every test cluster: each image is compiled once per run.
+        // Another user (`prefix`) may not reach the target directory: it compiles into its
+        // own data directory instead.
         let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/wasm-cache");
-        if !prefix.is_empty() {
-            // Another user shares it too: open it (and each engine's directory) to everyone.
-            open_to_everyone(Path::new(cache));
+        if prefix.is_empty() {
+            command.extend_from_slice(&["--compile-cache", cache]);
         }
-        command.extend_from_slice(&["--compile-cache", cache]);
         command.extend_from_slice(extra);
         let mut cluster = Cluster::start_as(&command, prefix);
         cluster.kubectl = Some(kubectl);
@@ -484,6 +503,46 @@ impl Cluster {
         self.kubectl_ok(&args)
     }
 
+    /// `kubectl apply -f tests/manifests/FILE`.
+    pub fn apply_manifest(&self, file: &str) {
+        let path = manifest(file);
+        self.kubectl_ok(&["apply", "-f", path.to_str().expect("a UTF-8 path")]);
+    }
+
+    /// The pod's `status.phase`.
+    pub fn phase(&self, pod: &str) -> String {
+        self.jsonpath(&["pod", pod], "{.status.phase}")
+    }
+
+    /// Waits up to 60 s for the pod to be Running; fails with `kubectl describe` otherwise.
+    pub fn wait_running(&self, pod: &str) {
+        eventually(Duration::from_secs(60), || match self.phase(pod).as_str() {
+            "Running" => Ok(()),
+            other => Err(format!(
+                "pod {pod} is {other:?}\n{}",
+                self.kubectl(&["describe", "pod", pod]).describe()
+            )),
+        });
+    }
+
+    /// Waits up to 30 s for `kubectl logs ARGS` to contain `needle`; returns the logs.
+    pub fn logs_contain(&self, args: &[&str], needle: &str) -> String {
+        eventually(Duration::from_secs(30), || {
+            let mut full = vec!["logs"];
+            full.extend_from_slice(args);
+            let out = self.kubectl(&full);
+            let text = out.stdout_text();
+            if text.contains(needle) {
+                Ok(text)
+            } else {
+                Err(format!(
+                    "kubectl {full:?} lacks {needle:?}: {}",
+                    out.describe()
+                ))
+            }
+        })
+    }
+
     /// Runs the `wasmkube` binary's client verbs against this cluster.
     pub fn wasmkube(&self, args: &[&str]) -> Output {
         self.wasmkube_stdin(args, None)
@@ -558,21 +617,6 @@ impl Drop for Cluster {
                     .unwrap_or(0);
                 eprintln!("--- wasmkube server stderr (tail)\n{}", &log[start..]);
             }
-        }
-    }
-}
-
-/// Creates `dir` if needed and makes it and the directories in it writable by every user.
-fn open_to_everyone(dir: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir).expect("create the shared compile cache");
-    let open = |p: &Path| {
-        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777));
-    };
-    open(dir);
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if entry.path().is_dir() {
-            open(&entry.path());
         }
     }
 }

@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Binding, Event, EventSource, Node, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
@@ -86,11 +87,52 @@ async fn bind_pending(
         let bound = api
             .create_subresource::<Binding, serde_json::Value>("binding", &name, &params, &binding);
         match bound.await {
-            Ok(_) => tracing::info!(pod = %format!("{ns}/{}", pod.name_any()), node, "bound"),
+            Ok(_) => {
+                tracing::info!(pod = %format!("{ns}/{name}"), node, "bound");
+                scheduled_event(client, pod, node).await;
+            }
             Err(e) => tracing::debug!(error = %e, "binding failed"),
         }
     }
     Ok(())
+}
+
+/// The `Scheduled` Event `kubectl describe pod` shows first, as the scheduler writes it.
+async fn scheduled_event(client: &Client, pod: &Pod, node: &str) {
+    let ns = pod.namespace().unwrap_or_default();
+    let name = pod.name_any();
+    let now = jiff::Timestamp::now();
+    let event = Event {
+        metadata: kube::api::ObjectMeta {
+            name: Some(format!("{name}.{:x}", now.as_nanosecond())),
+            namespace: Some(ns.clone()),
+            ..Default::default()
+        },
+        involved_object: ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            namespace: Some(ns.clone()),
+            name: Some(name.clone()),
+            uid: pod.metadata.uid.clone(),
+            ..Default::default()
+        },
+        reason: Some("Scheduled".into()),
+        message: Some(format!("Successfully assigned {ns}/{name} to {node}")),
+        type_: Some("Normal".into()),
+        source: Some(EventSource {
+            component: Some("default-scheduler".into()),
+            host: None,
+        }),
+        reporting_component: Some("default-scheduler".into()),
+        first_timestamp: Some(Time(now)),
+        last_timestamp: Some(Time(now)),
+        count: Some(1),
+        ..Default::default()
+    };
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    if let Err(e) = events.create(&PostParams::default(), &event).await {
+        tracing::debug!(error = %e, "recording the Scheduled event failed");
+    }
 }
 
 fn is_ready(node: &Node) -> bool {

@@ -44,108 +44,86 @@ impl Usages {
 
     /// `/metrics/resource` in the Prometheus text format, as of `now`.
     pub fn render(&self, now: jiff::Timestamp) -> String {
-        let ts = now.as_millisecond();
         let live = self.lock();
-        let mut out = String::new();
+        let container = |ns: &str, pod: &str, c: &str| {
+            format!("{{container=\"{c}\",namespace=\"{ns}\",pod=\"{pod}\"}}")
+        };
         let mut pods: BTreeMap<(&str, &str), (f64, u64)> = BTreeMap::new();
-        let (mut node_cpu, mut node_mem) = (0.0, 0u64);
-
-        header(
-            &mut out,
-            "container_cpu_usage_seconds_total",
-            "Cumulative cpu time consumed by the container in core-seconds",
-            "counter",
-        );
-        for ((ns, pod, c), (usage, _)) in live.iter() {
-            let cpu = usage.cpu().as_secs_f64();
-            let _ = writeln!(
-                out,
-                "container_cpu_usage_seconds_total{{container=\"{c}\",namespace=\"{ns}\",pod=\"{pod}\"}} {cpu} {ts}"
-            );
+        let (mut cpu_rows, mut mem_rows, mut start_rows) = (Vec::new(), Vec::new(), Vec::new());
+        for ((ns, pod, c), (usage, started)) in live.iter() {
+            let (cpu, mem) = (usage.cpu().as_secs_f64(), usage.memory_bytes());
+            cpu_rows.push((container(ns, pod, c), cpu.to_string()));
+            mem_rows.push((container(ns, pod, c), mem.to_string()));
+            let start = started.as_millisecond() as f64 / 1000.0;
+            start_rows.push((container(ns, pod, c), start.to_string()));
             let entry = pods.entry((ns, pod)).or_default();
             entry.0 += cpu;
-            entry.1 += usage.memory_bytes();
-            node_cpu += cpu;
-            node_mem += usage.memory_bytes();
+            entry.1 += mem;
         }
-        header(
-            &mut out,
-            "container_memory_working_set_bytes",
-            "Current working set of the container in bytes",
-            "gauge",
-        );
-        for ((ns, pod, c), (usage, _)) in live.iter() {
-            let _ = writeln!(
-                out,
-                "container_memory_working_set_bytes{{container=\"{c}\",namespace=\"{ns}\",pod=\"{pod}\"}} {} {ts}",
-                usage.memory_bytes()
-            );
+        let pod_label = |ns: &str, pod: &str| format!("{{namespace=\"{ns}\",pod=\"{pod}\"}}");
+        let node_cpu: f64 = pods.values().map(|p| p.0).sum();
+        let node_mem: u64 = pods.values().map(|p| p.1).sum();
+        let families = [
+            (
+                "container_cpu_usage_seconds_total",
+                "Cumulative cpu time consumed by the container in core-seconds",
+                "counter",
+                cpu_rows,
+            ),
+            (
+                "container_memory_working_set_bytes",
+                "Current working set of the container in bytes",
+                "gauge",
+                mem_rows,
+            ),
+            (
+                "container_start_time_seconds",
+                "Start time of the container since unix epoch in seconds",
+                "gauge",
+                start_rows,
+            ),
+            (
+                "node_cpu_usage_seconds_total",
+                "Cumulative cpu time consumed by the node in core-seconds",
+                "counter",
+                vec![(String::new(), node_cpu.to_string())],
+            ),
+            (
+                "node_memory_working_set_bytes",
+                "Current working set of the node in bytes",
+                "gauge",
+                vec![(String::new(), node_mem.to_string())],
+            ),
+            (
+                "pod_cpu_usage_seconds_total",
+                "Cumulative cpu time consumed by the pod in core-seconds",
+                "counter",
+                pods.iter()
+                    .map(|((ns, pod), (cpu, _))| (pod_label(ns, pod), cpu.to_string()))
+                    .collect(),
+            ),
+            (
+                "pod_memory_working_set_bytes",
+                "Current working set of the pod in bytes",
+                "gauge",
+                pods.iter()
+                    .map(|((ns, pod), (_, mem))| (pod_label(ns, pod), mem.to_string()))
+                    .collect(),
+            ),
+        ];
+        let ts = now.as_millisecond();
+        let mut out = String::new();
+        for (name, help, kind, rows) in families {
+            let _ = writeln!(out, "# HELP {name} [STABLE] {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (labels, value) in rows {
+                let _ = writeln!(out, "{name}{labels} {value} {ts}");
+            }
         }
-        header(
-            &mut out,
-            "container_start_time_seconds",
-            "Start time of the container since unix epoch in seconds",
-            "gauge",
-        );
-        for ((ns, pod, c), (_, started)) in live.iter() {
-            let _ = writeln!(
-                out,
-                "container_start_time_seconds{{container=\"{c}\",namespace=\"{ns}\",pod=\"{pod}\"}} {} {ts}",
-                started.as_millisecond() as f64 / 1000.0
-            );
-        }
-        header(
-            &mut out,
-            "node_cpu_usage_seconds_total",
-            "Cumulative cpu time consumed by the node in core-seconds",
-            "counter",
-        );
-        let _ = writeln!(out, "node_cpu_usage_seconds_total {node_cpu} {ts}");
-        header(
-            &mut out,
-            "node_memory_working_set_bytes",
-            "Current working set of the node in bytes",
-            "gauge",
-        );
-        let _ = writeln!(out, "node_memory_working_set_bytes {node_mem} {ts}");
-        header(
-            &mut out,
-            "pod_cpu_usage_seconds_total",
-            "Cumulative cpu time consumed by the pod in core-seconds",
-            "counter",
-        );
-        for ((ns, pod), (cpu, _)) in &pods {
-            let _ = writeln!(
-                out,
-                "pod_cpu_usage_seconds_total{{namespace=\"{ns}\",pod=\"{pod}\"}} {cpu} {ts}"
-            );
-        }
-        header(
-            &mut out,
-            "pod_memory_working_set_bytes",
-            "Current working set of the pod in bytes",
-            "gauge",
-        );
-        for ((ns, pod), (_, mem)) in &pods {
-            let _ = writeln!(
-                out,
-                "pod_memory_working_set_bytes{{namespace=\"{ns}\",pod=\"{pod}\"}} {mem} {ts}"
-            );
-        }
-        header(
-            &mut out,
-            "scrape_error",
-            "1 if there was an error while getting container metrics, 0 otherwise",
-            "gauge",
-        );
-        out.push_str("scrape_error 0\n");
+        out.push_str("# HELP scrape_error [STABLE] 1 if there was an error while getting container metrics, 0 otherwise\n");
+        out.push_str("# TYPE scrape_error gauge\nscrape_error 0\n");
         out
     }
-}
-
-fn header(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP {name} [STABLE] {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 #[cfg(test)]
