@@ -49,12 +49,7 @@ fn an_agent_restart_restarts_containers_with_the_same_ip_and_empty_dir() {
     cluster.restart();
 
     let status = "{.status.containerStatuses[0].restartCount} {.status.phase}";
-    eventually(Duration::from_secs(60), || {
-        match cluster.jsonpath(&["pod", "survivor"], status).as_str() {
-            "1 Running" => Ok(()),
-            other => Err(format!("restartCount and phase: {other:?}")),
-        }
-    });
+    cluster.wait_for("survivor", status, "1 Running");
     assert_eq!(
         cluster.jsonpath(&["pod", "survivor"], "{.status.podIP}"),
         ip,
@@ -89,12 +84,7 @@ fn a_container_over_its_memory_limit_is_oom_killed() {
     ]);
     let state = "{.status.phase} {.status.containerStatuses[0].state.terminated.reason} \
                  {.status.containerStatuses[0].state.terminated.exitCode}";
-    eventually(Duration::from_secs(60), || {
-        match cluster.jsonpath(&["pod", "hog"], state).as_str() {
-            "Failed OOMKilled 137" => Ok(()),
-            other => Err(format!("phase, reason, exit code: {other:?}")),
-        }
-    });
+    cluster.wait_for("hog", state, "Failed OOMKilled 137");
     let describe = cluster.kubectl_ok(&["describe", "pod", "hog"]);
     assert!(describe.contains("OOMKilled"), "{describe}");
     // The agent lives on: another pod still runs.
@@ -121,12 +111,7 @@ fn a_container_over_its_memory_limit_is_oom_killed() {
             "command":["sleep","60"],"resources":{"limits":{"memory":"1Gi"}}}]}}"#,
     ]);
     let waiting = "{.status.containerStatuses[0].state.waiting.reason}";
-    eventually(Duration::from_secs(30), || {
-        match cluster.jsonpath(&["pod", "big"], waiting).as_str() {
-            "CreateContainerError" => Ok(()),
-            other => Err(format!("waiting reason {other:?}")),
-        }
-    });
+    cluster.wait_for("big", waiting, "CreateContainerError");
     let describe = cluster.kubectl_ok(&["describe", "pod", "big"]);
     assert!(
         describe.contains("more than this node's largest container"),
@@ -242,15 +227,7 @@ fn a_pod_cannot_listen_on_another_pods_ip() {
 
     // --max-pods 2: the finished thief no longer counts, a second running pod fits, a
     // third is rejected by the node as the kubelet does.
-    eventually(Duration::from_secs(30), || {
-        match cluster
-            .jsonpath(&["pod", "thief"], "{.status.phase}")
-            .as_str()
-        {
-            "Succeeded" => Ok(()),
-            other => Err(format!("thief is {other:?}")),
-        }
-    });
+    cluster.wait_for("thief", "{.status.phase}", "Succeeded");
     let sleeper = |name: &str| {
         cluster.kubectl_ok(&[
             "run",
@@ -266,12 +243,7 @@ fn a_pod_cannot_listen_on_another_pods_ip() {
     cluster.wait_running("second");
     sleeper("third");
     let status = "{.status.phase} {.status.reason}";
-    eventually(Duration::from_secs(30), || {
-        match cluster.jsonpath(&["pod", "third"], status).as_str() {
-            "Failed OutOfpods" => Ok(()),
-            other => Err(format!("phase and reason of the third pod: {other:?}")),
-        }
-    });
+    cluster.wait_for("third", status, "Failed OutOfpods");
 }
 
 #[test]
@@ -379,12 +351,7 @@ fn hostile_guests_get_a_clear_state_and_leave_the_node_and_neighbours_alone() {
     // As containerd does for a binary it cannot execute: StartError, exit code 128.
     let start_error = "{.status.phase} {.status.containerStatuses[0].state.terminated.reason} \
                        {.status.containerStatuses[0].state.terminated.exitCode}";
-    eventually(Duration::from_secs(30), || {
-        match cluster.jsonpath(&["pod", "notwasm"], start_error).as_str() {
-            "Failed StartError 128" => Ok(()),
-            other => Err(format!("phase, reason, exit code: {other:?}")),
-        }
-    });
+    cluster.wait_for("notwasm", start_error, "Failed StartError 128");
     let describe = cluster.kubectl_ok(&["describe", "pod", "notwasm"]);
     assert!(describe.contains("not WebAssembly"), "{describe}");
 

@@ -147,12 +147,7 @@ fn a_pod_that_exits_is_succeeded_or_failed_with_its_exit_code() {
         "--env=CRASH_AFTER=0",
         "--env=EXIT_CODE=7",
     ]);
-    eventually(Duration::from_secs(60), || {
-        match cluster.phase("fails").as_str() {
-            "Failed" => Ok(()),
-            other => Err(format!("phase {other:?}")),
-        }
-    });
+    cluster.wait_for("fails", "{.status.phase}", "Failed");
     let code = cluster.jsonpath(
         &["pod", "fails"],
         "{.status.containerStatuses[0].state.terminated.exitCode}",

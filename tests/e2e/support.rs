@@ -514,6 +514,20 @@ impl Cluster {
         self.jsonpath(&["pod", pod], "{.status.phase}")
     }
 
+    /// Waits up to 60 s for `kubectl get pod POD -o jsonpath=EXPR` to print `want`.
+    pub fn wait_for(&self, pod: &str, expr: &str, want: &str) {
+        eventually(Duration::from_secs(60), || {
+            let got = self.jsonpath(&["pod", pod], expr);
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!(
+                    "pod {pod}: {expr} is {got:?}, waiting for {want:?}"
+                ))
+            }
+        });
+    }
+
     /// Waits up to 60 s for the pod to be Running; fails with `kubectl describe` otherwise.
     pub fn wait_running(&self, pod: &str) {
         eventually(Duration::from_secs(60), || match self.phase(pod).as_str() {
