@@ -164,6 +164,9 @@ pub struct Record {
     /// A sidecar: an init container with `restartPolicy: Always`, which keeps running beside
     /// the containers and restarts whatever its exit code.
     pub sidecar: bool,
+    /// Its `postStart` hook is still running: the kubelet shows the container as waiting
+    /// (`ContainerCreating`) until the hook is done.
+    pub post_start_pending: bool,
 }
 
 impl Record {
@@ -185,6 +188,7 @@ impl Record {
             ran_before: false,
             backoff,
             sidecar: false,
+            post_start_pending: false,
         }
     }
 
@@ -239,6 +243,7 @@ impl Record {
         stop: CancellationToken,
         drain: CancellationToken,
     ) {
+        self.post_start_pending = false;
         if self.ran_before {
             self.restart_count += 1;
         }
@@ -311,6 +316,13 @@ impl Record {
                 }),
                 ..ContainerState::default()
             },
+            State::Running { .. } if self.post_start_pending => ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some("ContainerCreating".into()),
+                    message: None,
+                }),
+                ..ContainerState::default()
+            },
             State::Running { started_at, .. } => ContainerState {
                 running: Some(ContainerStateRunning {
                     started_at: Some(Time(*started_at)),
@@ -322,7 +334,7 @@ impl Record {
                 ..ContainerState::default()
             },
         };
-        let running = self.is_running();
+        let running = self.is_running() && !self.post_start_pending;
         ContainerStatus {
             name: self.name.clone(),
             image: self.image.clone(),

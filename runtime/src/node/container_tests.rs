@@ -159,3 +159,24 @@ fn adopting_keeps_finished_containers_finished() {
     init.adopt(&done.status(), "Always");
     assert_eq!(init.terminated().map(|t| t.code), Some(0));
 }
+
+#[test]
+fn a_running_post_start_hook_shows_the_container_as_creating() {
+    let mut r = Record::new("web", false, "wasmkube/web", backoff(), "ContainerCreating");
+    r.started(
+        "wasm://h".into(),
+        CancellationToken::new(),
+        CancellationToken::new(),
+    );
+    r.post_start_pending = true;
+    let s = r.status();
+    let waiting = s.state.as_ref().and_then(|st| st.waiting.as_ref());
+    assert_eq!(
+        waiting.and_then(|w| w.reason.as_deref()),
+        Some("ContainerCreating")
+    );
+    assert!(!s.ready && s.started == Some(false));
+    r.post_start_pending = false;
+    let s = r.status();
+    assert!(s.state.unwrap().running.is_some() && s.ready);
+}

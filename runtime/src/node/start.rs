@@ -263,16 +263,18 @@ impl Worker {
             .insert(handle.id(), (init, name.clone(), log));
         records[index].started(container_id, stop.clone(), drain);
         if let Some(handler) = Hook::PostStart.handler(container) {
+            records[index].post_start_pending = true;
             self.spawn_post_start(handler.clone(), container.clone(), init, network, stop);
         }
         tracing::info!(container = %name, restart = start, "container started");
         Ok(())
     }
 
-    /// Runs the `postStart` hook beside the container; if it fails the container is killed
-    /// (and restarted per the restart policy), as the kubelet does.
+    /// Runs the `postStart` hook beside the container (the worker hears of its end through
+    /// `running.hooks`); if it fails the container is killed (and restarted per the restart
+    /// policy), as the kubelet does.
     fn spawn_post_start(
-        &self,
+        &mut self,
         handler: LifecycleHandler,
         container: Container,
         init: bool,
@@ -284,9 +286,9 @@ impl Worker {
         let object = pod_ref(&self.pod, field);
         let pod_name = format!("{}_{}({})", self.name, self.namespace, self.uid);
         let timeout = self.grace_period();
-        tokio::spawn(async move {
+        self.running.hooks.spawn(async move {
             let outcome = tokio::select! {
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => return (init, container.name),
                 outcome = lifecycle::run(Hook::PostStart, &handler, &container, network, timeout) => outcome,
             };
             if let Err(message) = outcome {
@@ -307,6 +309,7 @@ impl Worker {
                 );
                 stop.cancel();
             }
+            (init, container.name)
         });
     }
 

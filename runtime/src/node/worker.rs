@@ -98,6 +98,8 @@ pub(super) struct Running {
     pub(super) tasks: JoinSet<Exit>,
     /// Task id -> (init?, container name, its log).
     pub(super) ids: HashMap<tokio::task::Id, (bool, String, Arc<ContainerLog>)>,
+    /// Running `postStart` hooks; each ends with (init?, container name).
+    pub(super) hooks: JoinSet<(bool, String)>,
 }
 
 /// A pod worker.
@@ -175,6 +177,13 @@ pub async fn run(
                 None
             }
             Some(joined) = w.running.tasks.join_next_with_id() => Some(joined),
+            Some(Ok((init, name))) = w.running.hooks.join_next() => {
+                let records = if init { &mut w.init } else { &mut w.containers };
+                if let Some(r) = records.iter_mut().find(|r| r.name == name) {
+                    r.post_start_pending = false;
+                }
+                None
+            }
             () = tokio::time::sleep_until(wake) => None,
         };
         if let Some(joined) = exited {
@@ -274,6 +283,7 @@ impl Worker {
             running: Running {
                 tasks: JoinSet::new(),
                 ids: HashMap::new(),
+                hooks: JoinSet::new(),
             },
             stopping: false,
             written: None,
