@@ -73,11 +73,15 @@ fn containers_of_a_pod_meet_on_localhost_and_two_pods_both_listen_on_80() {
         return;
     };
     cluster.apply_manifest("pod-pair.yaml");
+    cluster.apply_manifest("udp.yaml");
     cluster.wait_running("pair-a");
     cluster.wait_running("pair-b");
     // The web guest's default page names the pod that served it.
     cluster.logs_contain(&["pair-a", "-c", "client"], "pair-a");
     cluster.logs_contain(&["pair-b", "-c", "client"], "pair-b");
+    // UDP too: a datagram to localhost reaches the other container's 0.0.0.0 socket.
+    let udp = cluster.logs_contain(&["udp-pair", "-c", "listener"], "udp-done");
+    assert!(udp.contains("ping-over-udp"), "{udp}");
     let a = cluster.jsonpath(&["pod", "pair-a"], "{.status.podIP}");
     let b = cluster.jsonpath(&["pod", "pair-b"], "{.status.podIP}");
     assert_ne!(a, b);

@@ -10,8 +10,8 @@
 //!   `--node-cpu`;
 //! - `cache.rs`: [`CompileCache`], compiled images by digest in memory and as `.cwasm` on disk;
 //! - `http.rs`: `wasi:http` handler components, served by the node one instance per request;
-//! - `net.rs`: the pod network, a shadowed `wasi:sockets/tcp` that makes `localhost` the pod
-//!   IP and the egress policy ([`PodNetwork`]);
+//! - `net/`: the pod network, shadowed `wasi:sockets/tcp` and `udp` that make `localhost`
+//!   the pod IP, map low ports when needed, and apply the egress policy ([`PodNetwork`]);
 //! - `limits.rs`: the memory limiter whose denied-grow flag means `OOMKilled`;
 //! - `cpu.rs`: CPU time per container, `requests.cpu` as a fair share and `limits.cpu` as a
 //!   quota, decided at each epoch tick;

@@ -3,7 +3,7 @@
 
 use crate::io::{Io, describe};
 use std::io::{self, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::Duration;
 
 /// Connects to the first address of `host` that accepts.
@@ -27,10 +27,10 @@ pub(super) fn connect(
 }
 
 /// `nc [-v] [-z] [-w SEC] HOST PORT` or `nc -l [-s ADDR] [-p] PORT`: stdin to the socket
-/// (then a half-close), the socket to stdout. `-z` only checks that the port accepts
+/// (then a half-close), the socket to stdout; `-u` for UDP (see [`udp`]). `-z` only checks that the port accepts
 /// connections; `-s` listens on one local address instead of all.
 pub fn nc(io: &mut Io, args: &[String]) -> i32 {
-    let f = match super::flags(io, args, "wpqs", "vzlnwpqs") {
+    let f = match super::flags(io, args, "wpqs", "vzlnuwpqs") {
         Ok(f) => f,
         Err(c) => return c,
     };
@@ -38,6 +38,9 @@ pub fn nc(io: &mut Io, args: &[String]) -> i32 {
         .value('w')
         .and_then(|w| w.parse().ok())
         .map(Duration::from_secs_f64);
+    if f.has('u') {
+        return udp(io, &f);
+    }
     let stream = if f.has('l') {
         let Some(port) = f
             .value('p')
@@ -107,6 +110,78 @@ pub fn nc(io: &mut Io, args: &[String]) -> i32 {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => 0,
         Err(e) => {
             io.error("nc", describe(&e));
+            1
+        }
+    }
+}
+
+/// `nc -u HOST PORT` sends stdin as one datagram; `nc -u -l [-s ADDR] -p PORT` prints the
+/// first datagram it receives (and who sent it, with `-v`).
+fn udp(io: &mut Io, f: &super::Flags) -> i32 {
+    if f.has('l') {
+        let Some(port) = f
+            .value('p')
+            .or(f.operands.last().map(String::as_str))
+            .and_then(|p| p.parse::<u16>().ok())
+        else {
+            io.error("nc", "listen mode needs a port (nc -u -l -p PORT)");
+            return 1;
+        };
+        let local = f.value('s').unwrap_or("0.0.0.0");
+        let mut buf = vec![0u8; 65536];
+        let received = UdpSocket::bind((local, port)).and_then(|s| s.recv_from(&mut buf));
+        return match received {
+            Ok((n, peer)) => {
+                if f.has('v') {
+                    io.error("nc", format!("datagram from {peer}"));
+                }
+                let _ = io.stdout.write_all(&buf[..n]);
+                0
+            }
+            Err(e) => {
+                io.error(
+                    "nc",
+                    format!("can't listen on {local}:{port}/udp: {}", describe(&e)),
+                );
+                1
+            }
+        };
+    }
+    let (Some(host), Some(port)) = (f.operands.first(), f.operands.get(1)) else {
+        io.error("nc", "usage: nc -u HOST PORT | nc -u -l -p PORT");
+        return 1;
+    };
+    let Ok(port) = port.parse::<u16>() else {
+        io.error("nc", format!("bad port '{port}'"));
+        return 1;
+    };
+    let mut data = Vec::new();
+    if let Err(e) = io::Read::read_to_end(&mut io.stdin, &mut data) {
+        io.error("nc", describe(&e));
+        return 1;
+    }
+    let sent = (host.as_str(), port)
+        .to_socket_addrs()
+        .and_then(|mut addrs| {
+            addrs
+                .next()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "bad address"))
+        })
+        .and_then(|addr| {
+            let any: SocketAddr = if addr.is_ipv4() {
+                ([0, 0, 0, 0], 0).into()
+            } else {
+                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            };
+            UdpSocket::bind(any).and_then(|s| s.send_to(&data, addr))
+        });
+    match sent {
+        Ok(_) => 0,
+        Err(e) => {
+            io.error(
+                "nc",
+                format!("can't send to {host}:{port}/udp: {}", describe(&e)),
+            );
             1
         }
     }

@@ -19,9 +19,11 @@
 //! a container binds and listens only on its pod IP and connects only to the pod range
 //! (plus outside addresses when allowed), never to other host ports.
 //!
-//! Not here yet: Service ClusterIP rewriting and cluster DNS (the services issue), UDP
-//! rewriting (UDP may bind only the pod IP or an ephemeral port), and mapping guest ports
-//! below 1024 for agents that may not bind them.
+//! `wasi:sockets/udp` gets the same rewriting (udp.rs). Pod ports below 1024 are mapped to
+//! `61000 + port` on the host when the agent may not bind them ([`PodNetwork::map_low_ports`]).
+//! Not here yet: Service ClusterIP rewriting and cluster DNS (the services issue).
+
+mod udp;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -34,7 +36,7 @@ use wasmtime_wasi::p2::bindings::sockets::network::{
     self, ErrorCode, IpAddressFamily, IpSocketAddress, Network,
 };
 use wasmtime_wasi::p2::bindings::sockets::tcp::{self, HostTcpSocket, ShutdownType, TcpSocket};
-use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket;
+use wasmtime_wasi::p2::bindings::sockets::{tcp_create_socket, udp as udp_bindings};
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable, SocketError, SocketResult};
 use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsCtxView};
 
@@ -291,7 +293,7 @@ pub(crate) struct PodTcpView<'a> {
     pub(crate) pod: &'a mut PodSockets,
 }
 
-/// Shadows `wasi:sockets/tcp` and `tcp-create-socket` in a linker that already has
+/// Shadows `wasi:sockets/tcp`, `tcp-create-socket` and `udp` in a linker that already has
 /// wasmtime-wasi's p2 interfaces.
 pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
@@ -300,6 +302,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
     linker.allow_shadowing(true);
     tcp::add_to_linker::<T, PodTcp>(linker, getter)?;
     tcp_create_socket::add_to_linker::<T, PodTcp>(linker, getter)?;
+    udp_bindings::add_to_linker::<T, PodTcp>(linker, getter)?;
     linker.allow_shadowing(false);
     Ok(())
 }
