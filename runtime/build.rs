@@ -1,5 +1,5 @@
 //! Builds the guests in `wasm-examples/` for `wasm32-wasip2` and hands their paths to
-//! `src/images.rs` (`WASMKUBE_GUEST_WEB`, ...), which embeds them as the built-in catalog.
+//! `src/images/mod.rs` (`WASMKUBE_GUEST_WEB`, ...), which embeds them as the built-in catalog.
 //!
 //! The guests are a cargo workspace of their own, built by a nested `cargo build --release
 //! --target wasm32-wasip2` into `<target>/wasm-examples`. The nested cargo must not inherit the

@@ -103,19 +103,24 @@ impl Worker {
         }
     }
 
+    /// The spec of container `name` (an init container if `init`).
+    pub(super) fn container_spec(&self, init: bool, name: &str) -> Option<Container> {
+        let spec = self.pod.spec.as_ref()?;
+        let list = if init {
+            spec.init_containers.as_deref().unwrap_or_default()
+        } else {
+            &spec.containers
+        };
+        list.iter().find(|c| c.name == name).cloned()
+    }
+
     /// Starts container `index` (of the init containers if `init`).
     pub(super) async fn start(&mut self, init: bool, index: usize) {
         let records = if init { &self.init } else { &self.containers };
         let Some(name) = records.get(index).map(|r| r.name.clone()) else {
             return;
         };
-        let spec = self.pod.spec.clone().unwrap_or_default();
-        let list = if init {
-            spec.init_containers.unwrap_or_default()
-        } else {
-            spec.containers
-        };
-        let Some(container) = list.into_iter().find(|c| c.name == name) else {
+        let Some(container) = self.container_spec(init, &name) else {
             return;
         };
         let field = Some(container_field_path(&name, init));

@@ -134,7 +134,6 @@ impl Worker {
     /// its drain (listeners close), and the kill deadline after the grace period.
     pub(super) fn begin_termination(&mut self, now: Instant) {
         let grace = self.grace_period();
-        let spec = self.pod.spec.clone().unwrap_or_default();
         let running: Vec<(bool, String, CancellationToken)> = self
             .all_records()
             .filter_map(|r| match &r.state {
@@ -150,12 +149,7 @@ impl Worker {
                 "Killing",
                 format!("Stopping container {name}"),
             );
-            let list = if init {
-                spec.init_containers.as_deref().unwrap_or_default()
-            } else {
-                &spec.containers
-            };
-            let container = list.iter().find(|c| c.name == name).cloned();
+            let container = self.container_spec(init, &name);
             let handler = container
                 .as_ref()
                 .and_then(|c| Hook::PreStop.handler(c).cloned());

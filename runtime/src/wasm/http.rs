@@ -18,7 +18,6 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use tokio::task::JoinSet;
-use wasmtime::Store;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -26,7 +25,8 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpHooks};
 
 use super::cpu::{CpuMeter, Metered};
-use super::instance::{ComponentState, ContainerSpec, Exit, arm_epoch, wasi_builder};
+use super::exit::Exit;
+use super::instance::{ComponentState, ContainerSpec, new_store, wasi_builder};
 use super::limits::ContainerLimiter;
 use super::net::PodSockets;
 use super::output::OutputSink;
@@ -149,10 +149,8 @@ impl Handler {
             PodSockets::new(spec.network, spec.drain.clone()),
             ContainerLimiter::new(self.limit, spec.usage.clone()),
         );
-        let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|s| s.limiter());
         let meter = CpuMeter::new(spec.cpu, spec.usage.clone());
-        arm_epoch(&mut store, &spec.stop, &meter);
+        let mut store = new_store(self.pre.engine(), state, &spec.stop, &meter);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let (request, out) = {
             let mut view = wasmtime_wasi_http::WasiHttpView::http(store.data_mut());

@@ -6,9 +6,7 @@
 //! core modules run `_start` through the preview-1 linker, so `proc_exit(n)` keeps `n` (the
 //! component adapter would turn it into 1).
 //!
-//! Exit mapping (ARCHITECTURE D10): `exit-with-code n` / `proc_exit n` -> n; `run` returning
-//! an error -> 1; a refused memory grow -> 137 `OOMKilled`; the stop token -> 137; any other
-//! trap -> 134 with the trap text. A spinning guest is interrupted at the next epoch tick; a
+//! How a run maps to an exit code and reason is in `exit.rs`. A spinning guest is interrupted at the next epoch tick; a
 //! guest blocked in WASI is dropped with its future. Failures before the guest starts (not
 //! wasm, no entry point, a bad mount) -> 128 `StartError`.
 
@@ -22,27 +20,19 @@ use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::sockets::WasiSocketsCtxView;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::Error;
 use super::cache::{CompileCache, Prepared, Program};
 use super::cpu::{CpuMeter, CpuShare, Metered};
 use super::engine::WasmEngine;
+use super::exit::{Exit, exit_of};
 use super::http::{self, NoOutgoing};
 use super::limits::{ContainerLimiter, Usage};
 use super::net::{self, PodNetwork, PodSockets, PodTcpView};
 use super::output::{Discard, OutputSink, SinkStream};
 use crate::images::Image;
-
-/// Exit code of a container stopped by the runtime or out of memory (128 + SIGKILL).
-pub const EXIT_KILLED: i32 = 137;
-/// Exit code of a container that trapped (128 + SIGABRT).
-pub const EXIT_TRAP: i32 = 134;
-/// Exit code of a container that could not start (as containerd reports `StartError`).
-pub const EXIT_START_ERROR: i32 = 128;
-/// Longest termination message kept, as the kubelet does.
-const MAX_MESSAGE: usize = 4096;
 
 /// A host directory mounted into the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,60 +111,6 @@ impl ContainerSpec {
     }
 }
 
-/// How a container ended, in Kubernetes terms (`state.terminated`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Exit {
-    /// The exit code.
-    pub code: i32,
-    /// `Completed`, `Error`, `OOMKilled` or `StartError`.
-    pub reason: String,
-    /// Details: the trap text, the limit hit, why it could not start.
-    pub message: Option<String>,
-}
-
-impl Exit {
-    fn code(code: i32) -> Exit {
-        let reason = if code == 0 { "Completed" } else { "Error" };
-        Exit {
-            code,
-            reason: reason.into(),
-            message: None,
-        }
-    }
-
-    pub(crate) fn completed() -> Exit {
-        Exit::code(0)
-    }
-
-    pub(crate) fn failed(code: i32, message: String) -> Exit {
-        Exit {
-            message: Some(truncate(message)),
-            ..Exit::code(code)
-        }
-    }
-
-    pub(crate) fn killed() -> Exit {
-        Exit {
-            code: EXIT_KILLED,
-            reason: "Error".into(),
-            message: Some("stopped by the node agent".into()),
-        }
-    }
-
-    fn start_error(e: &Error) -> Exit {
-        Exit {
-            code: EXIT_START_ERROR,
-            reason: "StartError".into(),
-            message: Some(truncate(e.to_string())),
-        }
-    }
-
-    /// Whether the container succeeded.
-    pub fn success(&self) -> bool {
-        self.code == 0
-    }
-}
-
 /// Store data of a component container.
 pub(crate) struct ComponentState {
     wasi: WasiCtx,
@@ -196,10 +132,6 @@ impl ComponentState {
             http,
             http_hooks,
         }
-    }
-
-    pub(crate) fn limiter(&mut self) -> &mut ContainerLimiter {
-        &mut self.limits
     }
 
     pub(crate) fn oom(&self) -> bool {
@@ -330,9 +262,7 @@ impl ContainerRuntime {
         let exit = match &prepared.program {
             Program::Command(pre) => {
                 let state = ComponentState::new(builder.build(), sockets, limits);
-                let mut store = Store::new(engine, state);
-                store.limiter(|s| &mut s.limits);
-                arm_epoch(&mut store, &spec.stop, &meter);
+                let mut store = new_store(engine, state, &spec.stop, &meter);
                 let run = async {
                     let command = pre.instantiate_async(&mut store).await?;
                     tracing::debug!(
@@ -341,12 +271,7 @@ impl ContainerRuntime {
                     );
                     command.wasi_cli_run().call_run(&mut store).await
                 };
-                let outcome = tokio::select! {
-                    biased;
-                    () = spec.stop.cancelled() => None,
-                    outcome = Metered::new(run, meter.clone()) => Some(outcome),
-                    never = &mut draining => match never {},
-                };
+                let outcome = race(run, &spec.stop, &meter, draining.as_mut()).await;
                 let limits = &store.data().limits;
                 exit_of(
                     outcome,
@@ -361,20 +286,13 @@ impl ContainerRuntime {
                     wasi: builder.build_p1(),
                     limits,
                 };
-                let mut store = Store::new(engine, state);
-                store.limiter(|s| &mut s.limits);
-                arm_epoch(&mut store, &spec.stop, &meter);
+                let mut store = new_store(engine, state, &spec.stop, &meter);
                 let run = async {
                     let instance = pre.instantiate_async(&mut store).await?;
                     let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
                     start.call_async(&mut store, ()).await.map(Ok)
                 };
-                let outcome = tokio::select! {
-                    biased;
-                    () = spec.stop.cancelled() => None,
-                    outcome = Metered::new(run, meter.clone()) => Some(outcome),
-                    never = &mut draining => match never {},
-                };
+                let outcome = race(run, &spec.stop, &meter, draining.as_mut()).await;
                 let limits = &store.data().limits;
                 exit_of(
                     outcome,
@@ -389,14 +307,56 @@ impl ContainerRuntime {
     }
 }
 
+/// Store data with a memory limiter.
+pub(crate) trait Limited: 'static {
+    fn limiter(&mut self) -> &mut ContainerLimiter;
+}
+
+impl Limited for ModuleState {
+    fn limiter(&mut self) -> &mut ContainerLimiter {
+        &mut self.limits
+    }
+}
+
+impl Limited for ComponentState {
+    fn limiter(&mut self) -> &mut ContainerLimiter {
+        &mut self.limits
+    }
+}
+
+/// A store for one instance: its memory limiter and epoch handling armed.
+pub(crate) fn new_store<T: Limited>(
+    engine: &wasmtime::Engine,
+    state: T,
+    stop: &CancellationToken,
+    meter: &Arc<CpuMeter>,
+) -> Store<T> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| s.limiter());
+    arm_epoch(&mut store, stop, meter);
+    store
+}
+
+/// Runs a guest with its polls timed until it ends, or `None` once the stop token wins.
+/// `draining` (which never completes) wakes the guest's listeners when the pod terminates.
+async fn race<T>(
+    run: impl Future<Output = T>,
+    stop: &CancellationToken,
+    meter: &Arc<CpuMeter>,
+    mut draining: std::pin::Pin<&mut impl Future<Output = std::convert::Infallible>>,
+) -> Option<T> {
+    tokio::select! {
+        biased;
+        () = stop.cancelled() => None,
+        outcome = Metered::new(run, meter.clone()) => Some(outcome),
+        never = &mut draining => match never {},
+    }
+}
+
 /// At every epoch tick: interrupts the guest once the stop token is cancelled, else lets
 /// its [`CpuMeter`] decide whether it yields (its slice is used up, so no guest starves the
 /// others on its thread) or sleeps (over its CPU limit).
-pub(crate) fn arm_epoch<T: 'static>(
-    store: &mut Store<T>,
-    stop: &CancellationToken,
-    meter: &Arc<CpuMeter>,
-) {
+fn arm_epoch<T: 'static>(store: &mut Store<T>, stop: &CancellationToken, meter: &Arc<CpuMeter>) {
     let stop = stop.clone();
     let meter = meter.clone();
     store.set_epoch_deadline(1);
@@ -495,90 +455,9 @@ fn guest_path(guest: &str) -> Result<PathBuf, Error> {
     Ok(relative)
 }
 
-/// Turns the outcome of a run into Kubernetes' terms. `None` means the stop token won.
-fn exit_of(
-    outcome: Option<wasmtime::Result<Result<(), ()>>>,
-    oom: bool,
-    limit: u64,
-    stopped: bool,
-) -> Exit {
-    let error = match outcome {
-        None => return Exit::killed(),
-        Some(Ok(Ok(()))) => return Exit::code(0),
-        Some(Ok(Err(()))) => {
-            return Exit {
-                message: Some("wasi:cli/run returned an error".into()),
-                ..Exit::code(1)
-            };
-        }
-        Some(Err(error)) => error,
-    };
-    if let Some(I32Exit(code)) = error.downcast_ref::<I32Exit>() {
-        return Exit::code(*code);
-    }
-    if oom {
-        return Exit {
-            code: EXIT_KILLED,
-            reason: "OOMKilled".into(),
-            message: Some(format!("memory limit of {limit} bytes reached")),
-        };
-    }
-    if stopped {
-        return Exit::killed();
-    }
-    Exit {
-        code: EXIT_TRAP,
-        reason: "Error".into(),
-        message: Some(truncate(trap_message(&error))),
-    }
-}
-
-/// The trap and the guest's backtrace, without the host-side stack that `{:?}` would add.
-fn trap_message(error: &wasmtime::Error) -> String {
-    let cause = match error.downcast_ref::<wasmtime::Trap>() {
-        Some(trap) => trap.to_string(),
-        None => error.root_cause().to_string(),
-    };
-    match error.downcast_ref::<wasmtime::WasmBacktrace>() {
-        Some(backtrace) => format!("{cause}\n{backtrace}"),
-        None => cause,
-    }
-}
-
-fn truncate(mut s: String) -> String {
-    if s.len() > MAX_MESSAGE {
-        let mut cut = MAX_MESSAGE;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exit_codes_follow_kubernetes() {
-        assert_eq!(exit_of(Some(Ok(Ok(()))), false, 0, false), Exit::code(0));
-        assert_eq!(exit_of(Some(Ok(Err(()))), false, 0, false).code, 1);
-        let exit3 = Some(Err(wasmtime::format_err!(I32Exit(3))));
-        assert_eq!(
-            exit_of(exit3, false, 0, false),
-            Exit {
-                code: 3,
-                reason: "Error".into(),
-                message: None
-            }
-        );
-        let trap = || Some(Err(wasmtime::format_err!("wasm trap: unreachable")));
-        assert_eq!(exit_of(trap(), false, 0, false).code, EXIT_TRAP);
-        assert_eq!(exit_of(trap(), true, 32, false).reason, "OOMKilled");
-        assert_eq!(exit_of(trap(), false, 0, true), Exit::killed());
-        assert_eq!(exit_of(None, false, 0, true).code, EXIT_KILLED);
-    }
 
     #[test]
     fn mount_paths_are_absolute_and_stay_inside() {
@@ -590,12 +469,5 @@ mod tests {
         for bad in ["data", "/data/../etc", "/", ""] {
             assert!(guest_path(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn long_messages_are_cut_on_a_char_boundary() {
-        let s = "é".repeat(MAX_MESSAGE);
-        let t = truncate(s);
-        assert!(t.len() <= MAX_MESSAGE && t.is_char_boundary(t.len()));
     }
 }

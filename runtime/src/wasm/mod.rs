@@ -12,6 +12,7 @@
 //! - `http.rs`: `wasi:http` handler components, served by the node one instance per request;
 //! - `net/`: the pod network, shadowed `wasi:sockets/tcp` and `udp` that make `localhost`
 //!   the pod IP, map low ports when needed, and apply the egress policy ([`PodNetwork`]);
+//! - `exit.rs`: [`Exit`], how a run ends in Kubernetes' terms (codes, reasons, messages);
 //! - `limits.rs`: the memory limiter whose denied-grow flag means `OOMKilled`;
 //! - `cpu.rs`: CPU time per container, `requests.cpu` as a fair share and `limits.cpu` as a
 //!   quota, decided at each epoch tick;
@@ -21,6 +22,7 @@ mod cache;
 mod cpu;
 mod engine;
 mod executor;
+mod exit;
 mod http;
 mod instance;
 mod limits;
@@ -33,9 +35,8 @@ pub use cache::{CompileCache, Prepared, ProgramKind};
 pub use cpu::{CPU_PERIOD, CpuShare};
 pub use engine::{EngineConfig, WasmEngine};
 pub use executor::GuestExecutor;
-pub use instance::{
-    ContainerRuntime, ContainerSpec, EXIT_KILLED, EXIT_START_ERROR, EXIT_TRAP, Exit, Mount,
-};
+pub use exit::{EXIT_KILLED, EXIT_START_ERROR, EXIT_TRAP, Exit};
+pub use instance::{ContainerRuntime, ContainerSpec, Mount};
 pub use limits::Usage;
 pub use net::{Ipv4Cidr, MAPPED_PORT_BASE, POD_RANGE, PodNetwork, low_ports_bindable};
 pub use output::{Discard, LogFile, MemorySink, OutputSink};
