@@ -14,4 +14,5 @@ mod lifecycle;
 mod pods;
 mod python;
 mod restart;
+mod server;
 mod support;
