@@ -43,6 +43,12 @@ fi
 export WASMKUBE_KUBECTL="$PWD/.venv/bin/kubectl"
 export WASMKUBE_PYTHON="$PWD/.venv/bin/python"
 
+section "tmux (the interactive exec tests type into it)"
+if ! command -v tmux >/dev/null; then
+    (apt-get update -qq && apt-get install -y -qq tmux) >/dev/null
+fi
+tmux -V
+
 section "cargo fmt"
 cargo fmt --all --check
 cargo fmt --manifest-path wasm-examples/Cargo.toml --all --check

@@ -8,6 +8,7 @@
 
 mod cli;
 mod errors;
+mod exec;
 mod http;
 mod kubectl;
 mod lifecycle;

@@ -17,6 +17,7 @@ pub mod read;
 pub mod request;
 pub mod response;
 pub mod selectors;
+pub mod stream;
 pub mod subresources;
 pub mod table;
 pub mod watch;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -75,6 +77,8 @@ pub struct ApiState {
     pub allocation: tokio::sync::Mutex<()>,
     /// Cancelled at shutdown: ends watches so connections drain.
     pub shutdown: CancellationToken,
+    /// Nodes' recent refusals of exec/attach handshakes, for kubectl's SPDY retry.
+    pub stream_refusals: stream::RecentRefusals,
 }
 
 impl ApiState {
@@ -86,6 +90,7 @@ impl ApiState {
             options,
             allocation: tokio::sync::Mutex::new(()),
             shutdown,
+            stream_refusals: stream::RecentRefusals::default(),
         })
     }
 }
@@ -112,7 +117,7 @@ async fn handle(State(state): State<Arc<ApiState>>, request: Request) -> Respons
 }
 
 async fn dispatch(state: &Arc<ApiState>, request: Request) -> Result<Response, ApiError> {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let accept = header_str(&parts.headers, header::ACCEPT);
     let query = Query::parse(parts.uri.query());
     let segments: Vec<&str> = parts
@@ -150,45 +155,29 @@ async fn dispatch(state: &Arc<ApiState>, request: Request) -> Result<Response, A
         }
         ["api", "v1", rest @ ..] => {
             let target = request::resolve(registry, "", "v1", rest)?;
-            resource(
-                state,
-                target,
-                parts.method,
-                &parts.headers,
-                &query,
-                &accept,
-                body,
-            )
-            .await
+            resource(state, target, &mut parts, &query, &accept, body).await
         }
         ["apis", group, version, rest @ ..] => {
             let target = request::resolve(registry, group, version, rest)?;
-            resource(
-                state,
-                target,
-                parts.method,
-                &parts.headers,
-                &query,
-                &accept,
-                body,
-            )
-            .await
+            resource(state, target, &mut parts, &query, &accept, body).await
         }
         _ if is_get => Err(ApiError::NoSuchResource),
         _ => Err(ApiError::MethodNotAllowed),
     }
 }
 
-/// Serves a request on a resource path.
+/// Serves a request on a resource path. `parts` is the whole request but its body: exec and
+/// attach take the connection's upgrade out of its extensions.
 async fn resource(
     state: &Arc<ApiState>,
     t: Target<'_>,
-    method: Method,
-    headers: &HeaderMap,
+    parts: &mut Parts,
     query: &Query,
     accept: &str,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let method = parts.method.clone();
+    let headers = &parts.headers;
     let media = body::content_type(headers);
     let bytes = match method {
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE => body::read(body).await?,
@@ -246,7 +235,48 @@ async fn resource(
         (&Method::GET, true, Some("log")) if t.rt.kind == "Pod" => {
             proxy::pod_log(state, &t, query).await
         }
-        (_, true, Some(sub)) if !matches!(sub, "status" | "scale" | "binding" | "eviction") => {
+        (&Method::GET | &Method::POST, true, Some("exec")) if t.rt.kind == "Pod" => {
+            stream::serve(state, &t, stream::Session::Exec, parts, query).await
+        }
+        (&Method::GET | &Method::POST, true, Some("attach")) if t.rt.kind == "Pod" => {
+            stream::serve(state, &t, stream::Session::Attach, parts, query).await
+        }
+        (&Method::GET, true, Some("ephemeralcontainers")) => {
+            read::get(state, &t, query, accept).await
+        }
+        (&Method::PUT, true, Some("ephemeralcontainers")) => {
+            let object = body::decode_object(&media, &bytes)?;
+            objects::update(
+                state,
+                &t,
+                query,
+                Change::Replace(object),
+                Part::EphemeralContainers,
+            )
+            .await
+        }
+        (&Method::PATCH, true, Some("ephemeralcontainers")) => {
+            objects::update(
+                state,
+                &t,
+                query,
+                patch_change(&bytes)?,
+                Part::EphemeralContainers,
+            )
+            .await
+        }
+        (_, true, Some(sub))
+            if !matches!(
+                sub,
+                "status"
+                    | "scale"
+                    | "binding"
+                    | "eviction"
+                    | "exec"
+                    | "attach"
+                    | "ephemeralcontainers"
+            ) =>
+        {
             Err(subresources::node_served(&t, sub))
         }
         _ => Err(ApiError::MethodNotAllowed),

@@ -341,6 +341,8 @@ pub enum Part {
     Main,
     /// The status subresource: only status.
     Status,
+    /// Pods' `ephemeralcontainers` subresource: only `spec.ephemeralContainers`.
+    EphemeralContainers,
 }
 
 /// Merges a requested new object with the current one as kube-apiserver's update strategies
@@ -352,6 +354,22 @@ fn merge_update(rt: &ResourceType, current: &Value, mut new: Value, part: Part) 
         merged["status"] = new.get("status").cloned().unwrap_or(Value::Null);
         if merged["status"].is_null() {
             merged.as_object_mut().map(|m| m.remove("status"));
+        }
+        return merged;
+    }
+    if part == Part::EphemeralContainers {
+        let mut merged = current.clone();
+        let spec = crate::registry::meta::child(
+            merged.as_object_mut().expect("objects are JSON objects"),
+            "spec",
+        );
+        match new.pointer("/spec/ephemeralContainers") {
+            Some(list) if !list.is_null() => {
+                spec.insert("ephemeralContainers".into(), list.clone());
+            }
+            _ => {
+                spec.remove("ephemeralContainers");
+            }
         }
         return merged;
     }
@@ -399,6 +417,17 @@ fn merge_update(rt: &ResourceType, current: &Value, mut new: Value, part: Part) 
         meta_mut(&mut new).insert("generation".into(), json!(bumped));
     }
     new
+}
+
+/// Moves `metadata.generation` on when the field at `pointer` changed (compared defaulted).
+fn bump_generation_if_changed(rt: &ResourceType, current: &Value, new: &mut Value, pointer: &str) {
+    if rt.strategy.tracks_generation() && current.pointer(pointer) != new.pointer(pointer) {
+        let generation = current
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        meta_mut(new).insert("generation".into(), json!(generation + 1));
+    }
 }
 
 /// Strips what differs between two reads of the same unchanged object.
@@ -503,10 +532,30 @@ pub async fn update_object(
         }
         let mut object = merge_update(rt, &current.value, object, part);
         rt.strategy.default(&mut object);
+        if part == Part::EphemeralContainers {
+            bump_generation_if_changed(
+                rt,
+                &current.value,
+                &mut object,
+                "/spec/ephemeralContainers",
+            );
+        }
         let mut causes = Causes::default();
         validate_meta(rt, &object, &mut causes);
-        rt.strategy
-            .validate(&object, Some(&current.value), &mut causes);
+        match part {
+            // The one write that may change a running pod's ephemeral containers.
+            Part::EphemeralContainers => {
+                crate::registry::pod::validate_ephemeral_containers_update(
+                    &object,
+                    &current.value,
+                    &mut causes,
+                )
+            }
+            Part::Main | Part::Status => {
+                rt.strategy
+                    .validate(&object, Some(&current.value), &mut causes)
+            }
+        }
         invalid(rt, &object, causes)?;
         if part == Part::Main {
             warnings.extend(rt.strategy.warnings(&object));

@@ -51,6 +51,11 @@ impl Strategy for PodStrategy {
 
     fn validate(&self, obj: &Value, old: Option<&Value>, causes: &mut Causes) {
         validate_pod_spec(obj.get("spec").unwrap_or(&Value::Null), "spec", causes);
+        if old.is_none() && has_ephemeral_containers(obj.get("spec")) {
+            causes.forbidden("spec.ephemeralContainers", "cannot be set on create");
+        }
+        // Ephemeral containers change only through the `ephemeralcontainers` subresource
+        // (validate_ephemeral_containers_update), so here they count as immutable spec.
         if let Some(old) = old {
             let strip = |v: &Value| {
                 let mut spec = v.get("spec").cloned().unwrap_or(Value::Null);
@@ -66,7 +71,6 @@ impl Strategy for PodStrategy {
                         "activeDeadlineSeconds",
                         "tolerations",
                         "terminationGracePeriodSeconds",
-                        "ephemeralContainers",
                     ] {
                         s.remove(f);
                     }
@@ -139,7 +143,7 @@ pub fn default_pod_spec(spec: &mut Map<String, Value>) {
     if let Some(sa) = spec.get("serviceAccountName").cloned() {
         default_field(spec, "serviceAccount", sa);
     }
-    for list in ["containers", "initContainers"] {
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
         each_mut(spec, list, default_container);
     }
     each_mut(spec, "volumes", |v| {
@@ -226,7 +230,7 @@ pub fn validate_pod_spec(spec: &Value, path: &str, causes: &mut Causes) {
         }
     }
     let mut names: Vec<&str> = Vec::new();
-    for list in ["initContainers", "containers"] {
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
         for (i, c) in items(spec, &format!("/{list}")).enumerate() {
             let at = format!("{path}.{list}[{i}]");
             match c.get("name").and_then(Value::as_str) {
@@ -264,6 +268,9 @@ pub fn validate_pod_spec(spec: &Value, path: &str, causes: &mut Causes) {
                     );
                 }
             }
+            if list == "ephemeralContainers" {
+                validate_ephemeral_container(spec, c, &at, causes);
+            }
             for (j, m) in items(c, "/volumeMounts").enumerate() {
                 let name = m.get("name").and_then(Value::as_str).unwrap_or_default();
                 if !volumes.contains(&name) {
@@ -292,6 +299,87 @@ pub fn validate_pod_spec(spec: &Value, path: &str, causes: &mut Causes) {
         spec.get("terminationGracePeriodSeconds"),
         0,
     );
+}
+
+/// The container fields an ephemeral container may not set (kube-apiserver's
+/// `validateEphemeralContainers`): it joins a running pod, so it gets no ports, probes,
+/// lifecycle hooks or resources of its own.
+const NOT_FOR_EPHEMERAL: &[&str] = &[
+    "ports",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "lifecycle",
+    "resources",
+    "resizePolicy",
+];
+
+/// What only ephemeral containers are checked for; `at` is `spec.ephemeralContainers[i]`.
+fn validate_ephemeral_container(spec: &Value, c: &Value, at: &str, causes: &mut Causes) {
+    for field in NOT_FOR_EPHEMERAL {
+        if c.get(*field).is_some_and(is_set) {
+            causes.forbidden(
+                format!("{at}.{field}"),
+                "cannot be set for an Ephemeral Container",
+            );
+        }
+    }
+    if let Some(target) = c
+        .get("targetContainerName")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+    {
+        let known = ["/containers", "/initContainers"].iter().any(|list| {
+            items(spec, list).any(|other| other.get("name").and_then(Value::as_str) == Some(target))
+        });
+        if !known {
+            causes.not_found(format!("{at}.targetContainerName"), &json!(target));
+        }
+    }
+}
+
+/// Whether a field holds anything: `{}`, `[]` and `null` count as unset, as Go's zero values.
+fn is_set(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Object(m) => m.values().any(is_set),
+        Value::Array(a) => !a.is_empty(),
+        _ => true,
+    }
+}
+
+fn has_ephemeral_containers(spec: Option<&Value>) -> bool {
+    spec.and_then(|s| s.get("ephemeralContainers"))
+        .and_then(Value::as_array)
+        .is_some_and(|l| !l.is_empty())
+}
+
+/// Validates a write through pods' `ephemeralcontainers` subresource: the new list must be
+/// valid, and the containers already there may be neither removed nor changed (they may be
+/// running).
+pub fn validate_ephemeral_containers_update(new: &Value, old: &Value, causes: &mut Causes) {
+    validate_pod_spec(new.get("spec").unwrap_or(&Value::Null), "spec", causes);
+    let listed: Vec<&Value> = items(new, "/spec/ephemeralContainers").collect();
+    for existing in items(old, "/spec/ephemeralContainers") {
+        let name = existing
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match listed
+            .iter()
+            .find(|c| c.get("name") == existing.get("name"))
+        {
+            None => causes.forbidden(
+                "spec.ephemeralContainers",
+                &format!("existing ephemeral containers {name:?} may not be removed"),
+            ),
+            Some(c) if *c != existing => causes.forbidden(
+                "spec.ephemeralContainers",
+                &format!("existing ephemeral containers {name:?} may not be changed"),
+            ),
+            Some(_) => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -338,6 +426,105 @@ mod tests {
         assert_eq!(
             qos_class(&json!({"spec": {"containers": [{}]}})),
             "BestEffort"
+        );
+    }
+}
+
+#[cfg(test)]
+mod ephemeral_tests {
+    use super::*;
+
+    fn pod(ephemeral: Value) -> Value {
+        json!({"spec": {"containers": [{"name": "web", "image": "nginx:1"}],
+            "ephemeralContainers": ephemeral}})
+    }
+
+    fn messages(causes: &Causes) -> Vec<String> {
+        causes
+            .0
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect()
+    }
+
+    #[test]
+    fn rejects_ephemeral_containers_on_create() {
+        let mut causes = Causes::default();
+        let new = pod(json!([{"name": "debugger", "image": "wasmkube/toolbox"}]));
+        PodStrategy.validate(&new, None, &mut causes);
+        assert_eq!(
+            messages(&causes),
+            vec!["spec.ephemeralContainers: Forbidden: cannot be set on create"]
+        );
+    }
+
+    #[test]
+    fn main_resource_update_may_not_add_ephemeral_containers() {
+        let mut causes = Causes::default();
+        let new = pod(json!([{"name": "debugger", "image": "wasmkube/toolbox"}]));
+        PodStrategy.validate(&new, Some(&pod(json!([]))), &mut causes);
+        assert_eq!(causes.0[0].field, "spec");
+        assert!(causes.0[0].message.starts_with("Forbidden: pod updates"));
+    }
+
+    #[test]
+    fn ephemeral_containers_may_not_set_ports_probes_or_resources() {
+        let mut causes = Causes::default();
+        let new = pod(
+            json!([{"name": "d", "image": "t", "ports": [{"containerPort": 80}],
+            "readinessProbe": {"tcpSocket": {"port": 80}}, "resources": {"limits": {"cpu": "1"}}}]),
+        );
+        validate_ephemeral_containers_update(&new, &pod(json!([])), &mut causes);
+        let fields: Vec<&str> = causes.0.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "spec.ephemeralContainers[0].ports",
+                "spec.ephemeralContainers[0].readinessProbe",
+                "spec.ephemeralContainers[0].resources",
+            ]
+        );
+        // kubectl debug sends `resources: {}`, which is no resources at all.
+        let mut causes = Causes::default();
+        let empty = pod(json!([{"name": "d", "image": "t", "resources": {}}]));
+        validate_ephemeral_containers_update(&empty, &pod(json!([])), &mut causes);
+        assert!(causes.is_empty(), "{:?}", messages(&causes));
+    }
+
+    #[test]
+    fn ephemeral_names_are_unique_across_all_containers() {
+        let mut causes = Causes::default();
+        let new = pod(json!([{"name": "web", "image": "t"}]));
+        validate_ephemeral_containers_update(&new, &pod(json!([])), &mut causes);
+        assert_eq!(
+            messages(&causes),
+            vec!["spec.ephemeralContainers[0].name: Duplicate value: \"web\""]
+        );
+    }
+
+    #[test]
+    fn existing_ephemeral_containers_may_not_be_removed_or_changed() {
+        let old = pod(json!([{"name": "a", "image": "t"}, {"name": "b", "image": "t"}]));
+        let new = pod(json!([{"name": "b", "image": "other"}]));
+        let mut causes = Causes::default();
+        validate_ephemeral_containers_update(&new, &old, &mut causes);
+        assert_eq!(
+            messages(&causes),
+            vec![
+                "spec.ephemeralContainers: Forbidden: existing ephemeral containers \"a\" may not be removed",
+                "spec.ephemeralContainers: Forbidden: existing ephemeral containers \"b\" may not be changed",
+            ]
+        );
+    }
+
+    #[test]
+    fn target_container_must_exist() {
+        let mut causes = Causes::default();
+        let new = pod(json!([{"name": "d", "image": "t", "targetContainerName": "nope"}]));
+        validate_ephemeral_containers_update(&new, &pod(json!([])), &mut causes);
+        assert_eq!(
+            messages(&causes),
+            vec!["spec.ephemeralContainers[0].targetContainerName: Not found: \"nope\""]
         );
     }
 }

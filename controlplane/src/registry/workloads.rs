@@ -147,6 +147,15 @@ impl Strategy for WorkloadStrategy {
                     &format!("{tpl_field}.spec"),
                     causes,
                 );
+                if t.pointer("/spec/ephemeralContainers")
+                    .and_then(Value::as_array)
+                    .is_some_and(|l| !l.is_empty())
+                {
+                    causes.forbidden(
+                        format!("{tpl_field}.spec.ephemeralContainers"),
+                        "ephemeral containers not allowed in pod template",
+                    );
+                }
                 causes.labels(
                     &format!("{tpl_field}.metadata.labels"),
                     t.pointer("/metadata/labels"),

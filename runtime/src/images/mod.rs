@@ -18,6 +18,7 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 
+pub mod commands;
 mod reference;
 #[cfg(test)]
 use reference::valid_path_component;

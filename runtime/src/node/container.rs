@@ -6,6 +6,8 @@
 //! [`Record::waiting`]); the worker decides when to call them. Restart decisions
 //! ([`should_restart`]) and back-off delays ([`Backoff`]) are pure.
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{
@@ -15,6 +17,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tokio_util::sync::CancellationToken;
 
+use super::probes::ProbeState;
 use crate::wasm::Exit;
 
 /// CrashLoopBackOff: the first restart is immediate, then `base`, doubling up to `max`; a
@@ -62,6 +65,17 @@ pub fn should_restart(restart_policy: &str, code: i32) -> bool {
         "OnFailure" => code != 0,
         _ => true,
     }
+}
+
+/// Which list of the pod spec a container is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Group {
+    /// `spec.initContainers` (sidecars included).
+    Init,
+    /// `spec.containers`.
+    Main,
+    /// `spec.ephemeralContainers`: added to a running pod (`kubectl debug`), never restarted.
+    Ephemeral,
 }
 
 /// A finished run of a container (`state.terminated` / `lastState.terminated`).
@@ -145,6 +159,8 @@ pub struct Record {
     pub name: String,
     /// Whether it is an init container.
     pub init: bool,
+    /// Whether it is an ephemeral container.
+    pub ephemeral: bool,
     /// The image as the spec names it.
     pub image: String,
     /// The resolved image (`name@sha256:...`), once known.
@@ -164,6 +180,8 @@ pub struct Record {
     /// A sidecar: an init container with `restartPolicy: Always`, which keeps running beside
     /// the containers and restarts whatever its exit code.
     pub sidecar: bool,
+    /// What the probes of the current run found.
+    pub probes: Arc<ProbeState>,
     /// Its `postStart` hook is still running: the kubelet shows the container as waiting
     /// (`ContainerCreating`) until the hook is done.
     pub post_start_pending: bool,
@@ -175,6 +193,7 @@ impl Record {
         Record {
             name: name.to_string(),
             init,
+            ephemeral: false,
             image: image.to_string(),
             image_id: String::new(),
             container_id: None,
@@ -188,6 +207,7 @@ impl Record {
             ran_before: false,
             backoff,
             sidecar: false,
+            probes: Arc::default(),
             post_start_pending: false,
         }
     }
@@ -242,8 +262,10 @@ impl Record {
         container_id: String,
         stop: CancellationToken,
         drain: CancellationToken,
+        probes: Arc<ProbeState>,
     ) {
         self.post_start_pending = false;
+        self.probes = probes;
         if self.ran_before {
             self.restart_count += 1;
         }
@@ -265,10 +287,12 @@ impl Record {
             } => (Some(*started_at), since.elapsed()),
             _ => (None, Duration::ZERO),
         };
+        // A run the probes killed says so (the kubelet's lastState shows the kill).
+        let message = self.probes.killed().or_else(|| exit.message.clone());
         self.state = State::Terminated(Terminated {
             code: exit.code,
             reason: exit.reason.clone(),
-            message: exit.message.clone(),
+            message,
             started_at,
             finished_at: jiff::Timestamp::now(),
             container_id: self.container_id.clone(),
@@ -288,6 +312,15 @@ impl Record {
         );
         if let State::Terminated(t) = previous {
             self.last = Some(t);
+        }
+    }
+
+    /// The list the container is in.
+    pub fn group(&self) -> Group {
+        match (self.init, self.ephemeral) {
+            (_, true) => Group::Ephemeral,
+            (true, false) => Group::Init,
+            (false, false) => Group::Main,
         }
     }
 
@@ -335,6 +368,7 @@ impl Record {
             },
         };
         let running = self.is_running() && !self.post_start_pending;
+        let started = running && self.probes.started.load(Ordering::SeqCst);
         ContainerStatus {
             name: self.name.clone(),
             image: self.image.clone(),
@@ -349,14 +383,16 @@ impl Record {
                         ..ContainerState::default()
                     }),
             ),
-            // An init container is ready once it completed; a container while it runs (until
-            // readiness probes exist).
-            ready: if self.init {
+            // An init container is ready once it completed; a container while it runs, once
+            // started, as its readiness probe says.
+            ready: if self.ephemeral {
+                false
+            } else if self.init && !self.sidecar {
                 self.terminated().is_some_and(|t| t.code == 0)
             } else {
-                running
+                started && self.probes.ready.load(Ordering::SeqCst)
             },
-            started: Some(running),
+            started: Some(started),
             restart_count: self.restart_count,
             ..ContainerStatus::default()
         }

@@ -51,6 +51,7 @@ fn restart_moves_the_run_to_last_state_and_counts() {
         "wasm://a".into(),
         CancellationToken::new(),
         CancellationToken::new(),
+        Arc::default(),
     );
     assert!(r.status().ready);
     r.exited(&exit(3));
@@ -82,6 +83,7 @@ fn restart_moves_the_run_to_last_state_and_counts() {
         "wasm://b".into(),
         CancellationToken::new(),
         CancellationToken::new(),
+        Arc::default(),
     );
     assert_eq!(r.restart_count, 1);
     let s = r.status();
@@ -104,6 +106,7 @@ fn adopting_a_running_container_counts_the_agent_restart() {
         "wasm://a".into(),
         CancellationToken::new(),
         CancellationToken::new(),
+        Arc::default(),
     );
     before.restart_count = 2;
     let mut after = Record::new("c", false, "wasmkube/web", backoff(), "ContainerCreating");
@@ -117,6 +120,7 @@ fn adopting_a_running_container_counts_the_agent_restart() {
         "wasm://b".into(),
         CancellationToken::new(),
         CancellationToken::new(),
+        Arc::default(),
     );
     assert_eq!(after.restart_count, 3);
 }
@@ -134,6 +138,7 @@ fn init_containers_are_ready_once_completed() {
         "wasm://i".into(),
         CancellationToken::new(),
         CancellationToken::new(),
+        Arc::default(),
     );
     assert!(!r.status().ready);
     r.exited(&exit(0));
@@ -147,6 +152,7 @@ fn adopting_keeps_finished_containers_finished() {
         "wasm://a".into(),
         CancellationToken::new(),
         CancellationToken::new(),
+        Arc::default(),
     );
     done.exited(&exit(0));
     let mut never = Record::new("c", false, "wasmkube/crash", backoff(), "ContainerCreating");
@@ -167,6 +173,7 @@ fn a_running_post_start_hook_shows_the_container_as_creating() {
         "wasm://h".into(),
         CancellationToken::new(),
         CancellationToken::new(),
+        Arc::default(),
     );
     r.post_start_pending = true;
     let s = r.status();

@@ -7,6 +7,7 @@
 //! type, reason and message bumps `count` and `lastTimestamp` of the event already written
 //! instead of creating another.
 
+use super::container::Group;
 use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
@@ -99,12 +100,12 @@ pub fn pod_ref(pod: &Pod, field_path: Option<String>) -> ObjectReference {
     }
 }
 
-/// `spec.containers{name}` or `spec.initContainers{name}`.
-pub fn container_field_path(name: &str, init: bool) -> String {
-    if init {
-        format!("spec.initContainers{{{name}}}")
-    } else {
-        format!("spec.containers{{{name}}}")
+/// `spec.containers{name}`, `spec.initContainers{name}` or `spec.ephemeralContainers{name}`.
+pub fn container_field_path(name: &str, group: Group) -> String {
+    match group {
+        Group::Init => format!("spec.initContainers{{{name}}}"),
+        Group::Main => format!("spec.containers{{{name}}}"),
+        Group::Ephemeral => format!("spec.ephemeralContainers{{{name}}}"),
     }
 }
 
@@ -256,7 +257,7 @@ mod tests {
         pod.metadata.namespace = Some("ns".into());
         pod.metadata.uid = Some("u1".into());
         let record = Record {
-            object: pod_ref(&pod, Some(container_field_path("main", false))),
+            object: pod_ref(&pod, Some(container_field_path("main", Group::Main))),
             type_: EventType::Warning,
             reason: "BackOff".into(),
             message: "Back-off restarting failed container".into(),
@@ -273,7 +274,7 @@ mod tests {
         assert_eq!(e["metadata"]["name"], "web.1");
         assert_eq!(e["metadata"]["namespace"], "ns");
         assert_eq!(
-            container_field_path("init", true),
+            container_field_path("init", Group::Init),
             "spec.initContainers{init}"
         );
     }

@@ -1,5 +1,5 @@
-//! Container lifecycle hooks: `postStart` and `preStop` with `httpGet` and `sleep` handlers
-//! (exec handlers come with exec). The HTTP GET is the kubelet's: from the node to the pod
+//! Container lifecycle hooks: `postStart` and `preStop` with `exec`, `httpGet` and `sleep`
+//! handlers. An exec handler is an exec in the container (`exec.rs`). The HTTP GET is the kubelet's: from the node to the pod
 //! IP (or `host`), success is a status in 200..400; the probes of the next issue reuse it.
 
 use std::net::{IpAddr, SocketAddr};
@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{Container, HTTPGetAction, LifecycleHandler};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::exec::Target;
 use crate::wasm::PodNetwork;
 
 /// Which hook runs.
@@ -46,12 +47,14 @@ const USER_AGENT: &str = "kube-lifecycle/1.37";
 /// container, a few milliseconds before its server listens.
 const POST_START_CONNECT: Duration = Duration::from_secs(2);
 
-/// Runs a hook handler against the container at `pod_ip`. `timeout` bounds an HTTP request.
+/// Runs a hook handler against the container at `pod_ip` (`target` for exec). `timeout`
+/// bounds an HTTP request or a command.
 pub async fn run(
     hook: Hook,
     handler: &LifecycleHandler,
     container: &Container,
     network: PodNetwork,
+    target: &Target,
     timeout: Duration,
 ) -> Result<(), String> {
     if let Some(sleep) = &handler.sleep {
@@ -74,8 +77,23 @@ pub async fn run(
             ))
         };
     }
-    if handler.exec.is_some() {
-        return Err("exec lifecycle handlers are not supported by this node yet".into());
+    if let Some(exec) = &handler.exec {
+        let argv = exec.command.clone().unwrap_or_default();
+        let captured = target
+            .capture(argv.clone(), timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        return if captured.code == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "Exec lifecycle hook ({argv:?}) failed - error: command '{}' exited with {}: , \
+                 message: {:?}",
+                argv.join(" "),
+                captured.code,
+                captured.output
+            ))
+        };
     }
     if handler.tcp_socket.is_some() {
         return Err("tcpSocket is not a valid lifecycle handler".into());
@@ -217,6 +235,16 @@ mod tests {
         }
     }
 
+    /// `c` in pod `default/p`, which runs nowhere.
+    fn test_target(c: &Container) -> Target {
+        Target {
+            exec: crate::node::exec::Exec::for_tests(),
+            namespace: "default".into(),
+            pod: "p".into(),
+            container: c.name.clone(),
+        }
+    }
+
     fn net(pod_ip: Ipv4Addr) -> PodNetwork {
         PodNetwork {
             pod_ip,
@@ -276,13 +304,29 @@ mod tests {
         };
         let ip = net(Ipv4Addr::LOCALHOST);
         let c = container();
+        let target = test_target(&c);
         assert_eq!(
-            run(Hook::PreStop, &handler, &c, ip, Duration::from_secs(5)).await,
+            run(
+                Hook::PreStop,
+                &handler,
+                &c,
+                ip,
+                &target,
+                Duration::from_secs(5)
+            )
+            .await,
             Ok(())
         );
-        let err = run(Hook::PreStop, &handler, &c, ip, Duration::from_secs(5))
-            .await
-            .unwrap_err();
+        let err = run(
+            Hook::PreStop,
+            &handler,
+            &c,
+            ip,
+            &target,
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap_err();
         assert!(err.contains("503"), "{err}");
         let seen = server.await.unwrap();
         assert!(seen[0].starts_with("GET /hook HTTP/1.1\r\n"), "{}", seen[0]);
@@ -291,8 +335,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn sleep_waits_and_exec_is_refused_clearly() {
+    async fn sleep_waits_and_exec_needs_a_running_container() {
         let c = container();
+        let target = test_target(&c);
         let sleep = LifecycleHandler {
             sleep: Some(SleepAction { seconds: 0 }),
             ..LifecycleHandler::default()
@@ -303,6 +348,7 @@ mod tests {
                 &sleep,
                 &c,
                 net(Ipv4Addr::LOCALHOST),
+                &target,
                 Duration::from_secs(1)
             )
             .await,
@@ -317,10 +363,11 @@ mod tests {
             &exec,
             &c,
             net(Ipv4Addr::LOCALHOST),
+            &target,
             Duration::from_secs(1),
         )
         .await
         .unwrap_err();
-        assert!(err.contains("exec"), "{err}");
+        assert!(err.contains("is not running on this node"), "{err}");
     }
 }

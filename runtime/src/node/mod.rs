@@ -11,31 +11,40 @@
 //!   the one place its status is written; `start.rs`: starting one container; `stop.rs`:
 //!   exits, restarts, graceful deletion;
 //!   `container.rs`: one container's states, restart count and CrashLoopBackOff;
-//!   `lifecycle.rs`: postStart/preStop hooks (httpGet, sleep);
+//!   `lifecycle.rs`: postStart/preStop hooks (exec, httpGet, sleep); `probes.rs`: startup,
+//!   readiness and liveness probes;
 //!   `status.rs`: phase and conditions from container states (pure);
 //! - `ipam.rs`: pod IPs from the podCIDR, kept across restarts; `sandbox.rs`: the pod's
 //!   directories and mounts; `volumes.rs`: emptyDir/configMap/secret/downwardAPI/projected;
 //!   `env.rs`: env, `valueFrom`, `envFrom`, `$(VAR)`, argv;
 //! - `events.rs`: core/v1 Events with aggregation; `logs.rs`: per-container CRI log files;
 //!   `metrics.rs`: CPU and memory usage per container (`/metrics/resource`);
-//!   `server.rs`: the node's HTTP endpoint (`/containerLogs`, `/metrics/resource`, `/healthz`).
+//!   `server.rs`: the node's HTTP endpoint (`/containerLogs`, `/metrics/resource`, `/healthz`);
+//! - `exec.rs`: running commands inside a running container (exec, exec probes and hooks);
+//!   `stream.rs`: the exec and attach WebSocket sessions; `terminal.rs`: the host-side line
+//!   discipline of `-t`; `attach.rs`: the streams of a `stdin: true` container.
 
+mod attach;
 pub mod config;
 pub mod container;
 pub mod env;
 pub mod events;
+pub mod exec;
 pub mod ipam;
 pub mod lease;
 pub mod lifecycle;
 pub mod logs;
 pub mod metrics;
 mod pods;
+pub mod probes;
 pub mod register;
 pub mod sandbox;
 pub mod server;
 mod start;
 pub mod status;
 mod stop;
+pub mod stream;
+pub mod terminal;
 pub mod volumes;
 mod worker;
 
@@ -177,7 +186,9 @@ pub async fn run(
         stop.clone(),
     ));
     let usages = metrics::Usages::new();
-    let router = server::router(logs.clone(), usages.clone());
+    let guests = crate::wasm::GuestExecutor::new(config.cpu_millis).map_err(Error::Executor)?;
+    let exec = exec::Exec::new(runtime.clone(), guests.handle().clone(), images.clone());
+    let router = server::router(logs.clone(), usages.clone(), exec.clone());
     let server_stop = stop.clone();
     tasks.spawn(async move {
         let serve =
@@ -187,7 +198,6 @@ pub async fn run(
         }
     });
 
-    let guests = crate::wasm::GuestExecutor::new(config.cpu_millis).map_err(Error::Executor)?;
     let ctx = Arc::new(worker::Context {
         client,
         runtime,
@@ -198,6 +208,7 @@ pub async fn run(
         logs,
         usages,
         events: recorder,
+        exec,
     });
     pods::run(ctx, stop.clone()).await;
     stop.cancel();

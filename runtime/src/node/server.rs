@@ -1,6 +1,7 @@
 //! The node's HTTP endpoint (the kubelet's port 10250, `daemonEndpoints.kubeletEndpoint`):
 //! `GET /containerLogs/{namespace}/{pod}/{container}`, `GET /metrics/resource` (see
-//! `metrics.rs`) and `GET /healthz`.
+//! `metrics.rs`), the exec and attach sessions `GET /exec/...` and `GET /attach/...` (see
+//! `stream.rs`) and `GET /healthz`.
 //!
 //! The API server's `pods/log` proxies here. Query parameters are the kubelet's: `follow`,
 //! `tailLines`, `previous`, `timestamps`, `sinceSeconds`, `sinceTime`, `limitBytes`. With
@@ -20,8 +21,10 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
+use super::exec::Exec;
 use super::logs::{self, LogStore, ReadOptions, complete_prefix, render};
 use super::metrics::Usages;
+use super::stream;
 
 /// How often a followed log is checked for new lines.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
@@ -50,10 +53,20 @@ pub struct LogQuery {
 }
 
 /// The endpoint's routes over a log index (no socket: tests call it with `oneshot`).
-pub fn router(logs: Arc<LogStore>, usages: Arc<Usages>) -> Router {
+pub fn router(logs: Arc<LogStore>, usages: Arc<Usages>, exec: Arc<Exec>) -> Router {
     let metrics = Router::new()
         .route("/metrics/resource", get(resource_metrics))
         .with_state(usages);
+    let streams = Router::new()
+        .route(
+            "/exec/{namespace}/{pod}/{container}",
+            get(stream::exec).post(stream::exec),
+        )
+        .route(
+            "/attach/{namespace}/{pod}/{container}",
+            get(stream::attach).post(stream::attach),
+        )
+        .with_state(exec);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -62,6 +75,7 @@ pub fn router(logs: Arc<LogStore>, usages: Arc<Usages>) -> Router {
         )
         .with_state(logs)
         .merge(metrics)
+        .merge(streams)
 }
 
 async fn resource_metrics(State(usages): State<Arc<Usages>>) -> Response {
@@ -223,7 +237,7 @@ mod tests {
         store.stopped("ns", "p", "c");
         let log = store.start("ns", "p", "c", 1).unwrap();
         log.sink(Stream::Stdout).write(b"a\nb\nc\n").unwrap();
-        let app = router(store.clone(), Usages::new());
+        let app = router(store.clone(), Usages::new(), Exec::for_tests());
 
         assert_eq!(get_text(app.clone(), "/healthz").await.1, "ok");
         assert_eq!(
@@ -242,6 +256,10 @@ mod tests {
             get_text(app.clone(), "/containerLogs/ns/p/x").await.0,
             StatusCode::NOT_FOUND
         );
+        // Exec into a container that does not run here: a Status, before any upgrade.
+        let (status, text) = get_text(app.clone(), "/exec/ns/p/c?command=ls").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(text.contains("\"reason\":\"NotFound\""), "{text}");
 
         let follower = tokio::spawn(get_text(
             app.clone(),

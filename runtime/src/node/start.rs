@@ -15,12 +15,16 @@ use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::LifecycleHandler;
 
+use super::attach::Attachable;
 use super::config::{quantity_bytes, quantity_millis};
+use super::container::Group;
 use super::env::{self, PodFacts, Sources};
 use super::events::pod_ref;
 use super::events::{EventType, container_field_path};
+use super::exec::{Sandbox, Target};
 use super::lifecycle::{self, Hook};
 use super::logs::Stream;
+use super::probes::{ProbeState, Prober};
 use super::sandbox;
 use super::worker::Worker;
 use crate::images::{Image, Reference, digest_of};
@@ -103,28 +107,47 @@ impl Worker {
         }
     }
 
-    /// The spec of container `name` (an init container if `init`).
-    pub(super) fn container_spec(&self, init: bool, name: &str) -> Option<Container> {
+    /// Container `name` as the target of exec hooks and probes.
+    pub(super) fn target(&self, name: &str) -> Target {
+        Target {
+            exec: self.ctx.exec.clone(),
+            namespace: self.namespace.clone(),
+            pod: self.name.clone(),
+            container: name.to_string(),
+        }
+    }
+
+    /// The spec of container `name` in `group`. An ephemeral container has the fields of a
+    /// container (the API keeps the same names), so it is read as one.
+    pub(super) fn container_spec(&self, group: Group, name: &str) -> Option<Container> {
         let spec = self.pod.spec.as_ref()?;
-        let list = if init {
-            spec.init_containers.as_deref().unwrap_or_default()
-        } else {
-            &spec.containers
+        let list = match group {
+            Group::Init => spec.init_containers.as_deref().unwrap_or_default(),
+            Group::Main => &spec.containers,
+            Group::Ephemeral => {
+                let ephemeral = spec
+                    .ephemeral_containers
+                    .iter()
+                    .flatten()
+                    .find(|c| c.name == name)?;
+                return serde_json::to_value(ephemeral)
+                    .ok()
+                    .and_then(|v| serde_json::from_value(v).ok());
+            }
         };
         list.iter().find(|c| c.name == name).cloned()
     }
 
-    /// Starts container `index` (of the init containers if `init`).
-    pub(super) async fn start(&mut self, init: bool, index: usize) {
-        let records = if init { &self.init } else { &self.containers };
-        let Some(name) = records.get(index).map(|r| r.name.clone()) else {
+    /// Starts container `index` of `group`.
+    pub(super) async fn start(&mut self, group: Group, index: usize) {
+        let Some(name) = self.records(group).get(index).map(|r| r.name.clone()) else {
             return;
         };
-        let Some(container) = self.container_spec(init, &name) else {
+        let Some(container) = self.container_spec(group, &name) else {
             return;
         };
-        let field = Some(container_field_path(&name, init));
-        match self.launch(init, index, &container).await {
+        let field = Some(container_field_path(&name, group));
+        match self.launch(group, index, &container).await {
             Ok(()) => {
                 self.event(
                     field.clone(),
@@ -151,24 +174,19 @@ impl Worker {
                 };
                 self.event(field, EventType::Warning, "Failed", event);
                 let retry = Some(Instant::now() + self.ctx.config.backoff_base);
-                let records = if init {
-                    &mut self.init
-                } else {
-                    &mut self.containers
-                };
-                records[index].waiting(reason, Some(message), retry);
+                self.records_mut(group)[index].waiting(reason, Some(message), retry);
             }
         }
     }
 
     async fn launch(
         &mut self,
-        init: bool,
+        group: Group,
         index: usize,
         container: &Container,
     ) -> Result<(), Failure> {
         let name = container.name.clone();
-        let field = Some(container_field_path(&name, init));
+        let field = Some(container_field_path(&name, group));
         let memory_limit = resource(container, Limit, "memory").and_then(quantity_bytes);
         let largest = self.ctx.runtime.engine().config().max_memory_bytes;
         if let Some(limit) = memory_limit.filter(|&l| l > largest) {
@@ -180,7 +198,7 @@ impl Worker {
                 mib(largest)
             )));
         }
-        let image = self.pull(init, index, container).await?;
+        let image = self.pull(group, index, container).await?;
         self.event(
             field,
             EventType::Normal,
@@ -209,12 +227,7 @@ impl Worker {
             .map_err(|e| failure("CreateContainerError")(e.to_string()))?;
 
         let network = self.network(pod_ip);
-        let records = if init {
-            &mut self.init
-        } else {
-            &mut self.containers
-        };
-        let start = records[index].next_start();
+        let start = self.records(group)[index].next_start();
         let log = self
             .ctx
             .logs
@@ -241,8 +254,44 @@ impl Worker {
         };
         spec.stdout = log.sink(Stream::Stdout);
         spec.stderr = log.sink(Stream::Stderr);
+        // `stdin: true`: stdin is a pipe attach sessions write into; the output also goes
+        // to them (with `tty: true` stderr joins stdout, as on a terminal).
+        let tty = container.tty.unwrap_or(false);
+        let attach = container.stdin.unwrap_or(false).then(|| {
+            let streams = Attachable::new(
+                tty,
+                container.stdin_once.unwrap_or(false),
+                spec.stdout.clone(),
+            );
+            spec.stdin = Some(streams.stdin.clone());
+            spec.tty = tty;
+            spec.stdout = streams.clone();
+            if tty {
+                spec.stderr = streams.clone();
+            }
+            streams
+        });
         let stop = CancellationToken::new();
         spec.stop = stop.clone();
+        // Cancelled when this run ends (exec.remove): its execs and probes stop with it.
+        let ended = stop.child_token();
+        self.ctx.exec.add(
+            &self.namespace,
+            &self.name,
+            &name,
+            Sandbox {
+                image: spec.image.clone(),
+                env: spec.env.clone(),
+                working_dir: spec.working_dir.clone(),
+                root: spec.root.clone(),
+                mounts: spec.mounts.clone(),
+                network,
+                memory_limit,
+                cpu: spec.cpu,
+                stop: ended.clone(),
+                attach,
+            },
+        );
         let drain = CancellationToken::new();
         spec.drain = drain.clone();
 
@@ -265,11 +314,27 @@ impl Worker {
         );
         self.running
             .ids
-            .insert(handle.id(), (init, name.clone(), log));
-        records[index].started(container_id, stop.clone(), drain);
+            .insert(handle.id(), (group, name.clone(), log));
+        let probes = ProbeState::new(container);
+        let records = self.records_mut(group);
+        records[index].started(container_id, stop.clone(), drain, probes.clone());
+        if Prober::needed(container) {
+            let prober = Prober {
+                container: container.clone(),
+                target: self.target(&name),
+                network,
+                state: probes,
+                changed: self.probed.clone(),
+                events: self.ctx.events.clone(),
+                object: pod_ref(&self.pod, Some(container_field_path(&name, group))),
+                kill: stop.clone(),
+                ended,
+            };
+            tokio::spawn(prober.run());
+        }
         if let Some(handler) = Hook::PostStart.handler(container) {
-            records[index].post_start_pending = true;
-            self.spawn_post_start(handler.clone(), container.clone(), init, network, stop);
+            self.records_mut(group)[index].post_start_pending = true;
+            self.spawn_post_start(handler.clone(), container.clone(), group, network, stop);
         }
         tracing::info!(container = %name, restart = start, "container started");
         Ok(())
@@ -282,19 +347,20 @@ impl Worker {
         &mut self,
         handler: LifecycleHandler,
         container: Container,
-        init: bool,
+        group: Group,
         network: PodNetwork,
         stop: CancellationToken,
     ) {
         let events = self.ctx.events.clone();
-        let field = Some(container_field_path(&container.name, init));
+        let field = Some(container_field_path(&container.name, group));
         let object = pod_ref(&self.pod, field);
         let pod_name = format!("{}_{}({})", self.name, self.namespace, self.uid);
         let timeout = self.grace_period();
+        let target = self.target(&container.name);
         self.running.hooks.spawn(async move {
             let outcome = tokio::select! {
-                () = stop.cancelled() => return (init, container.name),
-                outcome = lifecycle::run(Hook::PostStart, &handler, &container, network, timeout) => outcome,
+                () = stop.cancelled() => return (group, container.name),
+                outcome = lifecycle::run(Hook::PostStart, &handler, &container, network, &target, timeout) => outcome,
             };
             if let Err(message) = outcome {
                 let name = &container.name;
@@ -314,23 +380,18 @@ impl Worker {
                 );
                 stop.cancel();
             }
-            (init, container.name)
+            (group, container.name)
         });
     }
 
     /// Resolves the container's image; records its `imageID`.
     async fn pull(
         &mut self,
-        init: bool,
+        group: Group,
         index: usize,
         container: &Container,
     ) -> Result<Image, Failure> {
-        let records = if init {
-            &mut self.init
-        } else {
-            &mut self.containers
-        };
-        let pulled_before = matches!(&records[index].state, super::container::State::Waiting { reason, .. } if reason == "ErrImagePull" || reason == "ImagePullBackOff");
+        let pulled_before = matches!(&self.records(group)[index].state, super::container::State::Waiting { reason, .. } if reason == "ErrImagePull" || reason == "ImagePullBackOff");
         let reason = if pulled_before {
             "ImagePullBackOff"
         } else {
@@ -345,7 +406,7 @@ impl Worker {
             .resolve(&reference)
             .await
             .map_err(|e| failure(reason)(e.to_string()))?;
-        records[index].image_id = image_id(&image);
+        self.records_mut(group)[index].image_id = image_id(&image);
         Ok(image)
     }
 

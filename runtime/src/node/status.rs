@@ -24,6 +24,8 @@ pub struct Observed {
     pub sidecars: Vec<String>,
     /// Containers, in spec order.
     pub containers: Vec<ContainerStatus>,
+    /// Ephemeral containers, in the order they were added (never part of the phase).
+    pub ephemeral: Vec<ContainerStatus>,
     /// Whether the sandbox (IP, directories, volumes) is ready.
     pub sandbox_ready: bool,
     /// The pod is being deleted and all its containers have stopped for good.
@@ -232,6 +234,7 @@ pub fn pod_status(previous: Option<&PodStatus>, o: &Observed, now: jiff::Timesta
             .or(o.start_time.map(Time)),
         init_container_statuses: (!o.init.is_empty()).then(|| o.init.clone()),
         container_statuses: Some(o.containers.clone()),
+        ephemeral_container_statuses: (!o.ephemeral.is_empty()).then(|| o.ephemeral.clone()),
         qos_class: previous.and_then(|p| p.qos_class.clone()),
         ..PodStatus::default()
     }

@@ -59,6 +59,7 @@ fn observed(
     containers: Vec<ContainerStatus>,
 ) -> Observed {
     Observed {
+        ephemeral: Vec::new(),
         restart_policy: policy.into(),
         init,
         sidecars: Vec::new(),

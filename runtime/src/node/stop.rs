@@ -17,7 +17,7 @@ use kube::api::{Api, DeleteParams, Preconditions};
 
 use tokio_util::sync::CancellationToken;
 
-use super::container::{State, should_restart};
+use super::container::{Group, State, should_restart};
 use super::events::{EventType, container_field_path, pod_ref};
 use super::lifecycle::{self, Hook};
 use super::worker::{Stage, Worker};
@@ -40,25 +40,23 @@ impl Worker {
                 (e.id(), exit)
             }
         };
-        let Some((init, name, log)) = self.running.ids.remove(&id) else {
+        let Some((group, name, log)) = self.running.ids.remove(&id) else {
             return;
         };
         log.finish();
         self.ctx.logs.stopped(&self.namespace, &self.name, &name);
+        self.ctx.exec.remove(&self.namespace, &self.name, &name);
         let policy = self.restart_policy();
         let terminating = self.stopping || matches!(self.stage, Stage::Terminating { .. });
         let pod_name = format!("{}_{}({})", self.name, self.namespace, self.uid);
-        let records = if init {
-            &mut self.init
-        } else {
-            &mut self.containers
-        };
+        let stage = self.stage;
+        let records = self.records_mut(group);
         let Some(record) = records.iter_mut().find(|r| r.name == name) else {
             return;
         };
         let ran = record.exited(&exit);
         tracing::info!(container = %name, code = exit.code, reason = %exit.reason, "container exited");
-        let field = Some(container_field_path(&name, init));
+        let field = Some(container_field_path(&name, group));
         let mut events = Vec::new();
         match exit.reason.as_str() {
             "OOMKilled" => events.push((
@@ -78,13 +76,13 @@ impl Worker {
         }
         // Sidecars rerun until the containers are done; other init containers only when
         // they fail; containers per the restart policy.
+        // Ephemeral containers never restart.
         let restart = !terminating
-            && if record.sidecar {
-                !matches!(self.stage, Stage::Done)
-            } else if init {
-                exit.code != 0 && policy != "Never"
-            } else {
-                should_restart(&policy, exit.code)
+            && match group {
+                Group::Init if record.sidecar => !matches!(stage, Stage::Done),
+                Group::Init => exit.code != 0 && policy != "Never",
+                Group::Main => should_restart(&policy, exit.code),
+                Group::Ephemeral => false,
             };
         if restart {
             let delay = record.backoff.next(ran);
@@ -134,22 +132,22 @@ impl Worker {
     /// its drain (listeners close), and the kill deadline after the grace period.
     pub(super) fn begin_termination(&mut self, now: Instant) {
         let grace = self.grace_period();
-        let running: Vec<(bool, String, CancellationToken)> = self
+        let running: Vec<(Group, String, CancellationToken)> = self
             .all_records()
             .filter_map(|r| match &r.state {
-                State::Running { drain, .. } => Some((r.init, r.name.clone(), drain.clone())),
+                State::Running { drain, .. } => Some((r.group(), r.name.clone(), drain.clone())),
                 _ => None,
             })
             .collect();
-        for (init, name, drain) in running {
-            let field = Some(container_field_path(&name, init));
+        for (group, name, drain) in running {
+            let field = Some(container_field_path(&name, group));
             self.event(
                 field.clone(),
                 EventType::Normal,
                 "Killing",
                 format!("Stopping container {name}"),
             );
-            let container = self.container_spec(init, &name);
+            let container = self.container_spec(group, &name);
             let handler = container
                 .as_ref()
                 .and_then(|c| Hook::PreStop.handler(c).cloned());
@@ -161,10 +159,11 @@ impl Worker {
             };
             let events = self.ctx.events.clone();
             let object = pod_ref(&self.pod, field);
+            let target = self.target(&name);
             tokio::spawn(async move {
                 let outcome = tokio::time::timeout(
                     grace,
-                    lifecycle::run(Hook::PreStop, &handler, &container, network, grace),
+                    lifecycle::run(Hook::PreStop, &handler, &container, network, &target, grace),
                 )
                 .await
                 .unwrap_or_else(|_| Err(format!("did not finish within {grace:?}")));
@@ -214,7 +213,7 @@ impl Worker {
 
     /// Cancels every running instance (they end within one epoch tick).
     pub(super) fn kill_all(&mut self) {
-        for r in self.init.iter().chain(self.containers.iter()) {
+        for r in self.all_records() {
             if let State::Running { stop, .. } = &r.state {
                 stop.cancel();
             }
@@ -234,6 +233,7 @@ impl Worker {
             .logs
             .remove_pod(&self.namespace, &self.name, &self.uid);
         self.ctx.usages.remove_pod(&self.namespace, &self.name);
+        self.ctx.exec.remove_pod(&self.namespace, &self.name);
         if let Err(e) = self
             .ctx
             .ipam

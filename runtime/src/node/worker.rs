@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::NodeConfig;
-use super::container::{Backoff, Record, State};
+use super::container::{Backoff, Group, Record, State};
 use super::events::{EventType, Recorder, pod_ref};
 use super::ipam::Ipam;
 use super::logs::{ContainerLog, LogStore};
@@ -58,6 +58,8 @@ pub struct Context {
     pub usages: Arc<super::metrics::Usages>,
     /// Events.
     pub events: Recorder,
+    /// The running containers as exec and attach targets.
+    pub exec: Arc<super::exec::Exec>,
 }
 
 /// The latest word from the API about a pod.
@@ -96,10 +98,10 @@ pub(super) enum Stage {
 /// The running-container bookkeeping of a worker.
 pub(super) struct Running {
     pub(super) tasks: JoinSet<Exit>,
-    /// Task id -> (init?, container name, its log).
-    pub(super) ids: HashMap<tokio::task::Id, (bool, String, Arc<ContainerLog>)>,
-    /// Running `postStart` hooks; each ends with (init?, container name).
-    pub(super) hooks: JoinSet<(bool, String)>,
+    /// Task id -> (its list, container name, its log).
+    pub(super) ids: HashMap<tokio::task::Id, (Group, String, Arc<ContainerLog>)>,
+    /// Running `postStart` hooks; each ends with (its list, container name).
+    pub(super) hooks: JoinSet<(Group, String)>,
 }
 
 /// A pod worker.
@@ -117,6 +119,8 @@ pub(super) struct Worker {
     pub(super) service_account: Option<PathBuf>,
     pub(super) init: Vec<Record>,
     pub(super) containers: Vec<Record>,
+    /// Ephemeral containers, in the order they were added.
+    pub(super) ephemeral: Vec<Record>,
     pub(super) running: Running,
     /// Set when the worker is stopping its containers for good (agent shutdown, pod gone):
     /// exits then restart nothing.
@@ -125,6 +129,9 @@ pub(super) struct Worker {
     pub(super) status_retry_at: Option<Instant>,
     pub(super) next_sync: Instant,
     pub(super) start_time: jiff::Timestamp,
+    /// Probe tasks poke this when a container's readiness or started state changed.
+    pub(super) probed: tokio::sync::mpsc::UnboundedSender<()>,
+    probed_rx: tokio::sync::mpsc::UnboundedReceiver<()>,
 }
 
 /// Runs the worker of one pod until it is removed or the agent stops.
@@ -177,13 +184,13 @@ pub async fn run(
                 None
             }
             Some(joined) = w.running.tasks.join_next_with_id() => Some(joined),
-            Some(Ok((init, name))) = w.running.hooks.join_next() => {
-                let records = if init { &mut w.init } else { &mut w.containers };
-                if let Some(r) = records.iter_mut().find(|r| r.name == name) {
+            Some(Ok((group, name))) = w.running.hooks.join_next() => {
+                if let Some(r) = w.records_mut(group).iter_mut().find(|r| r.name == name) {
                     r.post_start_pending = false;
                 }
                 None
             }
+            Some(()) = w.probed_rx.recv() => None,
             () = tokio::time::sleep_until(wake) => None,
         };
         if let Some(joined) = exited {
@@ -261,7 +268,10 @@ impl Worker {
             .start_time
             .as_ref()
             .map_or_else(jiff::Timestamp::now, |t| t.0);
+        let (probed, probed_rx) = tokio::sync::mpsc::unbounded_channel();
         Worker {
+            probed,
+            probed_rx,
             objects: Objects::new(&ctx.client, &namespace),
             next_sync: Instant::now() + c.sync_period,
             ctx,
@@ -280,6 +290,7 @@ impl Worker {
             service_account: None,
             init,
             containers,
+            ephemeral: Vec::new(),
             running: Running {
                 tasks: JoinSet::new(),
                 ids: HashMap::new(),
@@ -338,7 +349,7 @@ impl Worker {
                             }
                             State::Waiting { retry_at, .. } => {
                                 if retry_at.is_none_or(|t| t <= now) {
-                                    self.start(true, i).await;
+                                    self.start(Group::Init, i).await;
                                 }
                                 return false;
                             }
@@ -354,7 +365,7 @@ impl Worker {
                         State::Running { .. } => return false,
                         State::Waiting { retry_at, .. } => {
                             if retry_at.is_none_or(|t| t <= now) {
-                                self.start(true, i).await;
+                                self.start(Group::Init, i).await;
                             }
                             return false;
                         }
@@ -369,16 +380,17 @@ impl Worker {
                             && let State::Waiting { retry_at, .. } = &self.init[i].state
                             && retry_at.is_none_or(|t| t <= now)
                         {
-                            self.start(true, i).await;
+                            self.start(Group::Init, i).await;
                         }
                     }
                     for i in 0..self.containers.len() {
                         if let State::Waiting { retry_at, .. } = &self.containers[i].state
                             && retry_at.is_none_or(|t| t <= now)
                         {
-                            self.start(false, i).await;
+                            self.start(Group::Main, i).await;
                         }
                     }
+                    self.start_ephemeral(now).await;
                     if self.containers.iter().all(|r| r.terminated().is_some()) {
                         // The containers are done: their sidecars stop too.
                         self.stage = Stage::Done;
@@ -476,6 +488,7 @@ impl Worker {
                 .map(|r| r.name.clone())
                 .collect(),
             containers: self.containers.iter().map(Record::status).collect(),
+            ephemeral: self.ephemeral.iter().map(Record::status).collect(),
             sandbox_ready: !matches!(self.stage, Stage::Sandbox { .. }),
             terminal: matches!(self.stage, Stage::Terminating { .. })
                 && self.running.ids.is_empty(),
@@ -525,7 +538,7 @@ impl Worker {
             Stage::Terminating { kill_at } => at(Some(kill_at)),
             _ => {}
         }
-        for r in self.init.iter().chain(self.containers.iter()) {
+        for r in self.all_records() {
             if let State::Waiting { retry_at, .. } = &r.state {
                 at(*retry_at);
             }
@@ -534,7 +547,71 @@ impl Worker {
     }
 
     pub(super) fn all_records(&self) -> impl Iterator<Item = &Record> {
-        self.init.iter().chain(self.containers.iter())
+        self.init
+            .iter()
+            .chain(self.containers.iter())
+            .chain(self.ephemeral.iter())
+    }
+
+    /// The records of `group`.
+    pub(super) fn records(&self, group: Group) -> &Vec<Record> {
+        match group {
+            Group::Init => &self.init,
+            Group::Main => &self.containers,
+            Group::Ephemeral => &self.ephemeral,
+        }
+    }
+
+    /// The records of `group`, to change.
+    pub(super) fn records_mut(&mut self, group: Group) -> &mut Vec<Record> {
+        match group {
+            Group::Init => &mut self.init,
+            Group::Main => &mut self.containers,
+            Group::Ephemeral => &mut self.ephemeral,
+        }
+    }
+
+    /// Starts the ephemeral containers added to the spec since (`kubectl debug`); each
+    /// runs once.
+    async fn start_ephemeral(&mut self, now: Instant) {
+        let added: Vec<(String, String)> = self
+            .pod
+            .spec
+            .iter()
+            .flat_map(|s| s.ephemeral_containers.iter().flatten())
+            .filter(|c| !self.ephemeral.iter().any(|r| r.name == c.name))
+            .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+            .collect();
+        for (name, image) in added {
+            let c = &self.ctx.config;
+            let backoff = Backoff::new(c.backoff_base, c.backoff_max, c.backoff_reset);
+            let mut record = Record::new(&name, false, &image, backoff, "ContainerCreating");
+            record.ephemeral = true;
+            // One that ran before an agent restart stays as it ended.
+            let previous = self.pod.status.as_ref().and_then(|s| {
+                s.ephemeral_container_statuses
+                    .iter()
+                    .flatten()
+                    .find(|s| s.name == name)
+            });
+            if let Some(previous) = previous {
+                record.adopt(previous, "Never");
+                if record.ran_before && record.terminated().is_none() {
+                    let last = record.last.take();
+                    if let Some(last) = last {
+                        record.state = State::Terminated(last);
+                    }
+                }
+            }
+            self.ephemeral.push(record);
+        }
+        for i in 0..self.ephemeral.len() {
+            if let State::Waiting { retry_at, .. } = &self.ephemeral[i].state
+                && retry_at.is_none_or(|t| t <= now)
+            {
+                self.start(Group::Ephemeral, i).await;
+            }
+        }
     }
 
     pub(super) fn restart_policy(&self) -> String {

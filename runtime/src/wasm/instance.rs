@@ -32,6 +32,7 @@ use super::http::{self, NoOutgoing};
 use super::limits::{ContainerLimiter, Usage};
 use super::net::{self, PodNetwork, PodSockets, PodTcpView};
 use super::output::{Discard, OutputSink, SinkStream};
+use super::stdin::StdinPipe;
 use crate::images::Image;
 
 /// A host directory mounted into the container.
@@ -68,6 +69,12 @@ pub struct ContainerSpec {
     pub stdout: Arc<dyn OutputSink>,
     /// Where stderr goes.
     pub stderr: Arc<dyn OutputSink>,
+    /// Where stdin comes from (`stdin: true` containers, exec sessions); `None` is an empty
+    /// stdin.
+    pub stdin: Option<StdinPipe>,
+    /// Whether the guest's stdio is a terminal (`tty: true`): `isatty` says yes. The line
+    /// discipline itself is the host's (`node/terminal.rs`).
+    pub tty: bool,
     /// Cancelled to kill the container (exit 137 within one epoch tick).
     pub stop: CancellationToken,
     /// Live usage figures, updated while the container runs.
@@ -102,6 +109,8 @@ impl ContainerSpec {
             memory_limit: None,
             stdout: Arc::new(Discard),
             stderr: Arc::new(Discard),
+            stdin: None,
+            tty: false,
             stop: CancellationToken::new(),
             usage: Arc::default(),
             cpu: CpuShare::default(),
@@ -378,8 +387,11 @@ pub(crate) fn wasi_builder(spec: &ContainerSpec) -> Result<WasiCtxBuilder, Error
         b.args(&spec.argv);
     }
     b.envs(&spec.env);
-    b.stdout(SinkStream(spec.stdout.clone()));
-    b.stderr(SinkStream(spec.stderr.clone()));
+    b.stdout(SinkStream::new(spec.stdout.clone(), spec.tty));
+    b.stderr(SinkStream::new(spec.stderr.clone(), spec.tty));
+    if let Some(stdin) = &spec.stdin {
+        b.stdin(stdin.clone());
+    }
     if let Some(dir) = &spec.working_dir {
         b.initial_cwd(dir);
     }

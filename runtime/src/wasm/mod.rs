@@ -16,7 +16,8 @@
 //! - `limits.rs`: the memory limiter whose denied-grow flag means `OOMKilled`;
 //! - `cpu.rs`: CPU time per container, `requests.cpu` as a fair share and `limits.cpu` as a
 //!   quota, decided at each epoch tick;
-//! - `output.rs`: [`OutputSink`], where stdout and stderr go.
+//! - `output.rs`: [`OutputSink`], where stdout and stderr go; `stdin.rs`: [`StdinPipe`],
+//!   where stdin comes from.
 
 mod cache;
 mod cpu;
@@ -28,6 +29,7 @@ mod instance;
 mod limits;
 mod net;
 mod output;
+mod stdin;
 
 use std::path::PathBuf;
 
@@ -40,6 +42,7 @@ pub use instance::{ContainerRuntime, ContainerSpec, Mount};
 pub use limits::Usage;
 pub use net::{Ipv4Cidr, MAPPED_PORT_BASE, POD_RANGE, PodNetwork, low_ports_bindable};
 pub use output::{Discard, LogFile, MemorySink, OutputSink};
+pub use stdin::StdinPipe;
 
 /// Everything that can go wrong before a guest runs. (Once it runs, the outcome is an
 /// [`Exit`], never an error.)

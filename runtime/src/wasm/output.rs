@@ -95,13 +95,20 @@ impl OutputSink for MemorySink {
 /// How much a guest may write in one go before it must check again.
 const WRITE_BUDGET: usize = 64 * 1024;
 
-/// An [`OutputSink`] as wasmtime-wasi's stdout/stderr stream.
+/// An [`OutputSink`] as wasmtime-wasi's stdout/stderr stream; `terminal` is what the
+/// guest's `isatty` says.
 #[derive(Clone)]
-pub(crate) struct SinkStream(pub(crate) Arc<dyn OutputSink>);
+pub(crate) struct SinkStream(Arc<dyn OutputSink>, bool);
+
+impl SinkStream {
+    pub(crate) fn new(sink: Arc<dyn OutputSink>, terminal: bool) -> SinkStream {
+        SinkStream(sink, terminal)
+    }
+}
 
 impl IsTerminal for SinkStream {
     fn is_terminal(&self) -> bool {
-        false
+        self.1
     }
 }
 

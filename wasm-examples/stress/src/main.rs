@@ -31,6 +31,18 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+/// The commands this image provides, for `kubectl exec`: the node agent reads this custom
+/// section (names separated by `\n`) from the component.
+// SAFETY: a custom section is data the host reads from the binary; nothing in the guest
+// reads or links against it, so its placement cannot clash with code or other data.
+#[allow(
+    unsafe_code,
+    reason = "`link_section` is the only way to emit a custom section"
+)]
+#[cfg_attr(target_os = "wasi", unsafe(link_section = "wasmkube:commands"))]
+#[used]
+static COMMANDS: [u8; 6] = *b"stress";
+
 /// CPU work to do.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Cpu {

@@ -3,12 +3,15 @@
 //! Applets run in-process as plain functions, so a shell can hand them a file, a pipe
 //! buffer or its own streams. The handles are shared (`Rc<RefCell<..>>`) because `2>&1` makes
 //! stdout and stderr the same stream, and a shell's `read` and the commands after it must
-//! consume the same buffered stdin without losing bytes.
+//! consume the same buffered stdin without losing bytes. When stdin is a terminal it is
+//! the [`Tty`]'s shared reader, which also carries Ctrl-C (see `tty.rs`).
 
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::rc::Rc;
+
+use crate::tty::Tty;
 
 /// The buffer behind a captured output (`$(...)`, a pipe's left side, tests).
 pub type Captured = Rc<RefCell<Vec<u8>>>;
@@ -21,6 +24,16 @@ impl Input {
     /// Wraps a buffered reader.
     pub fn new(r: impl BufRead + 'static) -> Self {
         Input(Rc::new(RefCell::new(r)))
+    }
+
+    /// An input read through an existing shared reader (the terminal's).
+    pub fn shared(r: Rc<RefCell<dyn BufRead>>) -> Self {
+        Input(r)
+    }
+
+    /// Whether both read the same stream.
+    pub fn same(&self, other: &Input) -> bool {
+        std::ptr::addr_eq(Rc::as_ptr(&self.0), Rc::as_ptr(&other.0))
     }
 
     /// An input that is at end of file.
@@ -87,6 +100,8 @@ pub struct Io {
     pub stderr: Output,
     /// The exported environment (a shell passes its exported variables here).
     pub env: Rc<Vec<(String, String)>>,
+    /// The session's terminal (`kubectl exec -t`), even when stdin is redirected.
+    pub tty: Option<Tty>,
 }
 
 impl Io {
@@ -100,11 +115,15 @@ impl Io {
                 )
             })
             .collect();
+        let tty = crate::tty::open();
         Io {
-            stdin: Input::new(io::stdin().lock()),
+            stdin: tty
+                .as_ref()
+                .map_or_else(|| Input::new(io::stdin().lock()), Tty::input),
             stdout: Output::new(io::stdout()),
             stderr: Output::new(io::stderr()),
             env: Rc::new(env),
+            tty,
         }
     }
 
@@ -122,8 +141,28 @@ impl Io {
             stdout,
             stderr,
             env: Rc::new(env),
+            tty: None,
         };
         (io, out, err)
+    }
+
+    /// Streams for tests with `tty` as the terminal and stdin.
+    #[cfg(test)]
+    pub fn terminal(tty: &Tty, env: &[(&str, &str)]) -> (Io, Captured, Captured) {
+        let (mut io, out, err) = Io::test(b"", env);
+        io.stdin = tty.input();
+        io.tty = Some(tty.clone());
+        (io, out, err)
+    }
+
+    /// The terminal, when stdin is it (not a file, a pipe or `$(...)`).
+    pub fn terminal_stdin(&self) -> Option<&Tty> {
+        self.tty.as_ref().filter(|t| t.is(&self.stdin))
+    }
+
+    /// Whether Ctrl-C ended a command that nobody has handled yet.
+    pub fn interrupted(&self) -> bool {
+        self.tty.as_ref().is_some_and(Tty::interrupted)
     }
 
     /// Looks up an environment variable.

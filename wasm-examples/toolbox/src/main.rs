@@ -2,12 +2,15 @@
 //!
 //! It dispatches on the basename of `argv[0]` (`sh`, `/bin/ls`, ...), or on its first
 //! argument when called as `toolbox` (`toolbox wget -qO- http://web`). `toolbox --list`
-//! prints the applet names one per line; the node agent declares them so `kubectl exec POD --
-//! ls` finds `ls` here (D11). Applets run in-process as functions, so the `sh` applet runs
-//! pipelines, `$(...)` and the other applets without processes (WASI has none). Applets:
-//! `sh echo cat ls mkdir rm cp mv touch head tail wc grep env hostname sleep date true false
-//! test [ wget nc nslookup tar`. Exit statuses follow busybox (127 for an unknown command),
-//! and reach the host exactly through `wasi:cli/exit.exit-with-code`.
+//! prints the applet names one per line, and the `wasmkube:commands` custom section
+//! ([`COMMANDS`]) declares them to the node agent, so `kubectl exec POD -- ls` finds `ls`
+//! here (D11). On a terminal (`kubectl exec -it POD -- sh`) `sh` is interactive and Ctrl-C
+//! ends the running command with status 130 (`tty.rs`). Applets run in-process as
+//! functions, so the `sh` applet runs pipelines, `$(...)` and the other applets without
+//! processes (WASI has none). Applets: `sh echo cat ls mkdir rm cp mv touch head tail wc grep
+//! env hostname sleep date true false test [ wget nc nslookup tar`. Exit statuses follow
+//! busybox (127 for an unknown command), and reach the host exactly through
+//! `wasi:cli/exit.exit-with-code`.
 //!
 //! ```yaml
 //! apiVersion: v1
@@ -30,11 +33,27 @@
 mod applets;
 mod io;
 mod sh;
+mod tty;
 
 use std::io::Write;
 
 /// The name the binary answers to when not called through an applet name.
 const SELF: &str = "toolbox";
+
+/// The commands this image provides, for `kubectl exec`: the node agent reads this custom
+/// section (names separated by `\n`) from the component. `toolbox` and every applet, kept
+/// equal to [`applets::APPLETS`] by a test.
+// SAFETY: a custom section is data the host reads from the binary; nothing in the guest
+// reads or links against it, so its placement cannot clash with code or other data.
+#[allow(
+    unsafe_code,
+    reason = "`link_section` is the only way to emit a custom section"
+)]
+#[cfg_attr(target_os = "wasi", unsafe(link_section = "wasmkube:commands"))]
+#[used]
+static COMMANDS: [u8; 124] =
+    *b"toolbox\n[\ncat\ncp\ndate\necho\nenv\nfalse\ngrep\nhead\nhostname\n\
+    ls\nmkdir\nmv\nnc\nnslookup\nrm\nsh\nsleep\ntail\ntar\ntest\ntouch\ntrue\nwc\nwget";
 
 fn basename(path: &str) -> &str {
     path.trim_end_matches('/')
@@ -94,6 +113,13 @@ fn main() {
         .collect();
     let mut io = io::Io::process();
     let code = dispatch(&mut io, &args);
+    // Ctrl-C ended the applet even if it reported something else (a `grep` that met it
+    // saw its input end).
+    let code = if io.interrupted() {
+        tty::INTERRUPTED
+    } else {
+        code
+    };
     let _ = io.stdout.flush();
     exit(code)
 }
@@ -123,6 +149,13 @@ mod tests {
         assert_eq!(code, 0);
         assert!(out.lines().any(|l| l == "sh") && out.lines().any(|l| l == "["));
         assert_eq!(out.lines().count(), applets::APPLETS.len());
+    }
+
+    #[test]
+    fn the_commands_section_lists_toolbox_and_every_applet() {
+        let names: Vec<&str> = applets::APPLETS.iter().map(|(n, _)| *n).collect();
+        let want = format!("{SELF}\n{}", names.join("\n"));
+        assert_eq!(std::str::from_utf8(&COMMANDS).unwrap(), want);
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! default page naming the pod (`HOSTNAME`), its IP (`POD_IP`, else the address the
 //! connection arrived on) and its node (`NODE_NAME`). One access-log line per request goes to
 //! stdout. Many keep-alive connections are served concurrently from one thread (see
-//! `server.rs`).
+//! `server.rs`). `web --version` (or `-V`) prints the version and exits, which is what
+//! `kubectl exec POD -- web --version` runs: `web` is the command this image declares in its
+//! `wasmkube:commands` section.
 //!
 //! ```yaml
 //! apiVersion: v1
@@ -41,6 +43,23 @@ mod server;
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::PathBuf;
+
+/// The commands this image provides, for `kubectl exec`: the node agent reads this custom
+/// section (names separated by `\n`) from the component.
+// SAFETY: a custom section is data the host reads from the binary; nothing in the guest
+// reads or links against it, so its placement cannot clash with code or other data.
+#[allow(
+    unsafe_code,
+    reason = "`link_section` is the only way to emit a custom section"
+)]
+#[cfg_attr(target_os = "wasi", unsafe(link_section = "wasmkube:commands"))]
+#[used]
+static COMMANDS: [u8; 3] = *b"web";
+
+/// What `web --version` prints.
+fn version() -> String {
+    format!("web (wasmkube) {}", env!("CARGO_PKG_VERSION"))
+}
 
 /// Where nginx images keep their content, so manifests written for nginx work unchanged.
 const DEFAULT_ROOT: &str = "/usr/share/nginx/html";
@@ -84,6 +103,10 @@ fn exit(code: i32) -> ! {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if matches!(args.first().map(String::as_str), Some("--version" | "-V")) {
+        println!("{}", version());
+        exit(0)
+    }
     let (port, site) = match config(&args, |k| std::env::var(k).ok()) {
         Ok(c) => c,
         Err(e) => {
@@ -117,6 +140,12 @@ mod tests {
     use super::*;
     use std::io::{BufRead, BufReader, Read};
     use std::net::TcpStream;
+
+    #[test]
+    fn declares_its_command_and_its_version() {
+        assert_eq!(&COMMANDS, b"web");
+        assert_eq!(version(), "web (wasmkube) 0.1.0");
+    }
 
     #[test]
     fn config_prefers_env_then_args_then_defaults() {

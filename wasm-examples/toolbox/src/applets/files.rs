@@ -1,12 +1,14 @@
 //! `cat`, `mkdir`, `rm`, `cp`, `mv` and `touch`.
 
 use crate::io::{Io, describe, open_input};
+use crate::tty::INTERRUPTED;
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// `cat [FILE]...` (`-` or nothing is stdin).
+/// `cat [FILE]...` (`-` or nothing is stdin). On a terminal, each line is written as it
+/// arrives and Ctrl-C ends `cat` with status 130.
 pub fn cat(io: &mut Io, args: &[String]) -> i32 {
     let f = match super::flags(io, args, "", "u") {
         Ok(f) => f,
@@ -20,7 +22,16 @@ pub fn cat(io: &mut Io, args: &[String]) -> i32 {
     let mut status = 0;
     let mut out = BufWriter::with_capacity(32 * 1024, io.stdout.clone());
     for name in &names {
-        let copied = open_input(io, name).and_then(|mut input| std::io::copy(&mut input, &mut out));
+        let copied = open_input(io, name).and_then(|mut input| match &io.tty {
+            Some(tty) if tty.is(&input) => {
+                out.flush()?;
+                copy_unbuffered(&mut input, &mut io.stdout)
+            }
+            _ => std::io::copy(&mut input, &mut out),
+        });
+        if io.interrupted() {
+            return INTERRUPTED;
+        }
         if let Err(e) = copied {
             let _ = out.flush();
             io.error("cat", format!("can't open '{name}': {}", describe(&e)));
@@ -29,6 +40,21 @@ pub fn cat(io: &mut Io, args: &[String]) -> i32 {
     }
     let _ = out.flush();
     status
+}
+
+/// Copies what arrives on `input` to `output` right away (a terminal's lines, one by one).
+fn copy_unbuffered(input: &mut impl Read, output: &mut impl Write) -> std::io::Result<u64> {
+    let mut buf = [0u8; 4096];
+    let mut total = 0;
+    loop {
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        output.write_all(&buf[..n])?;
+        output.flush()?;
+        total += n as u64;
+    }
 }
 
 /// `mkdir [-p] DIR...`.
@@ -227,6 +253,26 @@ mod tests {
         let code = f(&mut io, &args);
         let s = |b: &crate::io::Captured| String::from_utf8(b.borrow().clone()).unwrap();
         (code, s(&out), s(&err))
+    }
+
+    #[test]
+    fn cat_on_a_terminal_stops_at_ctrl_c_with_130() {
+        let tty = crate::tty::script::tty(&[b"a\n", b"b\n\x03", b"c\n"]);
+        let (mut io, out, _) = Io::terminal(&tty, &[]);
+        assert_eq!(cat(&mut io, &["cat".into()]), INTERRUPTED);
+        assert_eq!(out.borrow().as_slice(), b"a\nb\n");
+        let mut rest = Vec::new();
+        tty.input().read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b"c\n");
+    }
+
+    #[test]
+    fn cat_passes_ctrl_c_bytes_through_when_stdin_is_not_the_terminal() {
+        let tty = crate::tty::script::tty(&[]);
+        let (mut io, out, _) = Io::terminal(&tty, &[]);
+        io.stdin = crate::io::Input::from_bytes(b"a\x03b".to_vec());
+        assert_eq!(cat(&mut io, &["cat".into()]), 0);
+        assert_eq!(out.borrow().as_slice(), b"a\x03b");
     }
 
     #[test]

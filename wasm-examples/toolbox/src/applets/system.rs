@@ -1,6 +1,7 @@
 //! `env`, `hostname`, `sleep`, `date`, `true` and `false`.
 
 use crate::io::Io;
+use crate::tty::INTERRUPTED;
 use std::io::Write;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -121,6 +122,10 @@ pub fn sleep(io: &mut Io, args: &[String]) -> i32 {
         }
     }
     let _ = io.stdout.flush();
+    // On a terminal, Ctrl-C arrives as a byte rather than a signal: wait for both.
+    if let Some(tty) = &io.tty {
+        return if tty.sleep(total) { 0 } else { INTERRUPTED };
+    }
     while !total.is_zero() {
         let step = total.min(Duration::from_secs(86400));
         std::thread::sleep(step);
@@ -311,6 +316,38 @@ mod tests {
         assert_eq!(parse_interval("inf"), Some(Duration::MAX));
         assert_eq!(parse_interval("-1"), None);
         assert_eq!(parse_interval("soon"), None);
+    }
+
+    fn sleep_on(tty: &crate::tty::Tty, seconds: &str) -> (i32, String) {
+        let (mut io, out, _) = Io::terminal(tty, &[]);
+        let code = sleep(&mut io, &["sleep".to_string(), seconds.to_string()]);
+        (code, String::from_utf8(out.borrow().clone()).unwrap())
+    }
+
+    #[test]
+    fn ctrl_c_on_the_terminal_interrupts_sleep_with_130() {
+        let tty = crate::tty::script::tty(&[b"\x03"]);
+        assert_eq!(sleep_on(&tty, "100"), (INTERRUPTED, String::new()));
+        assert!(tty.take_interrupt());
+        let tty = crate::tty::script::tty(&[b"\x03"]);
+        assert_eq!(sleep_on(&tty, "inf").0, INTERRUPTED);
+    }
+
+    #[test]
+    fn sleep_on_the_terminal_leaves_typed_lines_for_the_shell() {
+        let tty = crate::tty::script::tty(&[b"ls\n"]);
+        assert_eq!(sleep_on(&tty, "0.01").0, 0);
+        let mut line = Vec::new();
+        tty.input().read_line_bytes(&mut line).unwrap();
+        assert_eq!(line, b"ls\n");
+    }
+
+    #[test]
+    fn sleep_in_a_pipeline_still_watches_the_terminal() {
+        let tty = crate::tty::script::tty(&[b"\x03"]);
+        let (mut io, _, _) = Io::terminal(&tty, &[]);
+        io.stdin = crate::io::Input::from_bytes(b"piped\n".to_vec());
+        assert_eq!(sleep(&mut io, &["sleep".into(), "100".into()]), INTERRUPTED);
     }
 
     #[test]

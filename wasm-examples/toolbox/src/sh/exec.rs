@@ -5,6 +5,7 @@ use super::ast::{Node, Redir, Word};
 use super::{Flow, Shell, builtins};
 use crate::applets;
 use crate::io::{Input, Io, Output, describe, open_input, open_output};
+use crate::tty::INTERRUPTED;
 use std::io::Write;
 use std::rc::Rc;
 
@@ -143,6 +144,13 @@ impl Shell {
                 Err(e) => self.fail(io, &e),
             },
         };
+        // Ctrl-C ended a command (tty.rs): like SIGINT, it ends the whole command line, loops
+        // and subshells included; an interactive shell then prompts again.
+        if io.interrupted() {
+            self.flow = Flow::Exit(INTERRUPTED);
+            self.status = INTERRUPTED;
+            return INTERRUPTED;
+        }
         self.status = status;
         status
     }
@@ -301,6 +309,10 @@ impl Shell {
         assigns: Vec<(String, String)>,
         io: &Io,
     ) -> i32 {
+        // A `$(...)` in the arguments was interrupted: run nothing more.
+        if io.interrupted() {
+            return INTERRUPTED;
+        }
         let name = argv[0].as_str();
         if let Some(builtin) = builtins::lookup(name) {
             for (k, v) in assigns {

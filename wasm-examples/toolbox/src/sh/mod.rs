@@ -1,7 +1,8 @@
 //! `sh`: a small POSIX-style shell that runs the toolbox applets in-process.
 //!
 //! Start with [`main`] (the applet: `sh -c STRING`, `sh FILE`, or a script on stdin read line
-//! by line, each complete command run as soon as it has arrived). Source becomes tokens in
+//! by line, each complete command run as soon as it has arrived; on a terminal, the prompt
+//! loop of `interactive.rs`). Source becomes tokens in
 //! `lex.rs` and `dollar.rs`, a tree (`ast.rs`) in `parse.rs`; `exec.rs` runs the tree,
 //! `expand.rs` turns words into arguments (with `arith.rs` for `$((...))`) and `builtins.rs`
 //! holds `cd`, `export`, `read` and the rest. Without processes, pipelines are buffered: the
@@ -16,6 +17,7 @@ mod builtins;
 mod dollar;
 mod exec;
 mod expand;
+mod interactive;
 mod lex;
 mod parse;
 
@@ -193,9 +195,10 @@ pub fn main(io: &mut Io, args: &[String]) -> i32 {
     let mut shell = Shell::new(&io.env, params);
     shell.errexit = errexit;
     shell.xtrace = xtrace;
-    let status = match source {
-        Some(src) => shell.run_source(&src, io),
-        None => shell.run_stream(io),
+    let status = match (source, io.terminal_stdin().cloned()) {
+        (Some(src), _) => shell.run_source(&src, io),
+        (None, Some(tty)) => shell.run_interactive(io, &tty),
+        (None, None) => shell.run_stream(io),
     };
     let _ = io.stdout.flush();
     status

@@ -1,0 +1,7 @@
+//! The API server over a real socket: each test starts a control plane in-process on a random
+//! loopback port with a temporary data directory ([`support::Cluster`]) and talks to it with
+//! the kube client, as any Kubernetes client would. Start reading at `support.rs`.
+
+mod ephemeral;
+mod streams;
+mod support;

@@ -1,0 +1,245 @@
+//! Fixtures: a [`Cluster`] (the control plane on a random port), a [`PodBuilder`], and a
+//! [`FakeNode`] whose daemon endpoint answers exec and attach the way the node agent does.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, RawQuery};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use controlplane::server::{Config, ControlPlane};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// A control plane serving on `127.0.0.1:<random>`, with its own data directory.
+pub struct Cluster {
+    plane: ControlPlane,
+    /// A client that reaches the API over the socket.
+    pub client: kube::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts a control plane; returns once it is ready.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let plane = ControlPlane::start(Config {
+            port: 0,
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        })
+        .await
+        .expect("control plane starts");
+        let mut config = kube::Config::new(plane.url.parse().expect("url"));
+        // A 503 is what some tests expect; kube would retry it for minutes.
+        config.default_retry = false;
+        let client = kube::Client::try_from(config).expect("client");
+        Self {
+            plane,
+            client,
+            _dir: dir,
+        }
+    }
+
+    /// Pods in `default`.
+    pub fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), "default")
+    }
+
+    /// Stops the control plane.
+    pub async fn stop(self) {
+        self.plane.stop().await;
+    }
+}
+
+/// Builds a pod in `default`: `PodBuilder::named("p").container("main").node("n1")`.
+pub struct PodBuilder {
+    pod: Value,
+    phase: Option<&'static str>,
+}
+
+impl PodBuilder {
+    /// A pod with no containers yet.
+    pub fn named(name: &str) -> Self {
+        Self {
+            pod: json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {"containers": []}}),
+            phase: None,
+        }
+    }
+
+    /// Adds a container running `wasmkube/toolbox`.
+    pub fn container(mut self, name: &str) -> Self {
+        self.pod["spec"]["containers"]
+            .as_array_mut()
+            .expect("containers")
+            .push(json!({"name": name, "image": "wasmkube/toolbox:1"}));
+        self
+    }
+
+    /// Puts the pod on a node (as the binding would).
+    pub fn node(mut self, node: &str) -> Self {
+        self.pod["spec"]["nodeName"] = json!(node);
+        self
+    }
+
+    /// Sets an annotation.
+    pub fn annotation(mut self, key: &str, value: &str) -> Self {
+        self.pod["metadata"]["annotations"][key] = json!(value);
+        self
+    }
+
+    /// Sets `status.phase` after creating it.
+    pub fn phase(mut self, phase: &'static str) -> Self {
+        self.phase = Some(phase);
+        self
+    }
+
+    /// Creates the pod.
+    pub async fn create(self, cluster: &Cluster) -> Pod {
+        let pod: Pod = serde_json::from_value(self.pod).expect("a pod");
+        let pods = cluster.pods();
+        let created = pods
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("pod created");
+        match self.phase {
+            None => created,
+            Some(phase) => pods
+                .patch_status(
+                    created.metadata.name.as_deref().unwrap_or_default(),
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"status": {"phase": phase}})),
+                )
+                .await
+                .expect("phase set"),
+        }
+    }
+}
+
+/// A stand-in for a node agent's daemon endpoint: a Node object pointing at a local server
+/// that answers `GET /exec|attach/{ns}/{pod}/{container}` with a WebSocket that writes
+/// `"{verb} {ns}/{pod}/{container}?{query}"` on stdout and then a Success status. A container
+/// named `stopped` is refused with a 404 Status, as a container that is not running.
+pub struct FakeNode {
+    stop: CancellationToken,
+}
+
+impl FakeNode {
+    /// Starts the endpoint and registers the Node `name` at it.
+    pub async fn start(cluster: &Cluster, name: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let app = Router::new()
+            .route("/exec/{ns}/{pod}/{container}", get(exec))
+            .route("/attach/{ns}/{pod}/{container}", get(attach));
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await
+                .expect("fake node serves");
+        });
+        register_node(cluster, name, addr).await;
+        Self { stop }
+    }
+}
+
+impl Drop for FakeNode {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Creates the Node `name` whose daemon endpoint is `addr`.
+pub async fn register_node(cluster: &Cluster, name: &str, addr: SocketAddr) {
+    let nodes: Api<Node> = Api::all(cluster.client.clone());
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": name}})).expect("node");
+    nodes
+        .create(&PostParams::default(), &node)
+        .await
+        .expect("node created");
+    let status = json!({"status": {
+        "addresses": [{"type": "InternalIP", "address": addr.ip().to_string()}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": addr.port()}}}});
+    nodes
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .expect("node status set");
+}
+
+async fn exec(
+    Path(target): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+    ws: WebSocketUpgrade,
+) -> Response {
+    answer("exec", target, query, ws)
+}
+
+async fn attach(
+    Path(target): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+    ws: WebSocketUpgrade,
+) -> Response {
+    answer("attach", target, query, ws)
+}
+
+fn answer(
+    verb: &'static str,
+    (ns, pod, container): (String, String, String),
+    query: Option<String>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if container == "stopped" {
+        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "reason": "NotFound", "code": 404,
+            "message": format!("container {container} is not running")});
+        return (
+            StatusCode::NOT_FOUND,
+            [("content-type", "application/json")],
+            status.to_string(),
+        )
+            .into_response();
+    }
+    let line = format!(
+        "{verb} {ns}/{pod}/{container}?{}",
+        query.unwrap_or_default()
+    );
+    ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"])
+        .on_upgrade(move |socket| speak(socket, line))
+}
+
+/// Writes `line` on the stdout channel, then a Success status on the error channel.
+async fn speak(mut socket: WebSocket, line: String) {
+    let mut stdout = vec![1u8];
+    stdout.extend(line.as_bytes());
+    let mut status = vec![3u8];
+    status.extend(
+        json!({"metadata": {}, "status": "Success"})
+            .to_string()
+            .as_bytes(),
+    );
+    for frame in [stdout, status] {
+        if socket.send(Message::Binary(frame.into())).await.is_err() {
+            return;
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+/// The Status of a failed call, or a panic naming what happened instead.
+pub fn api_error<T>(result: Result<T, kube::Error>) -> kube::core::Status {
+    match result {
+        Err(kube::Error::Api(status)) => *status,
+        Err(other) => panic!("expected an API error, got {other:?}"),
+        Ok(_) => panic!("expected an API error, got success"),
+    }
+}
