@@ -14,6 +14,11 @@
 //!    running, per pod; then the same `web` program built for the host runs as `--burst`
 //!    native processes, and their summed RSS and PSS per process is the comparison.
 //!
+//! 4. **exec**: `--execs` times `web --version` in the warm-up pod through kube-rs's exec (a
+//!    WebSocket through the API server to the node agent, a new instance in the pod's
+//!    sandbox, the exit status back), one at a time, p50/p99; beside it, the host build of the
+//!    same program spawned as a process as many times.
+//!
 //! Results and the machine's details are printed as a Markdown table for docs/benchmarks.md.
 
 mod procs;
@@ -25,7 +30,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, PostParams};
+use kube::api::{Api, AttachParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use tokio::sync::{Mutex, mpsc};
@@ -36,6 +41,7 @@ use procs::{memory, native_web, start_node, start_server};
 struct Opts {
     latency: usize,
     burst: usize,
+    execs: usize,
     native: bool,
 }
 
@@ -44,6 +50,7 @@ impl Opts {
         let mut o = Opts {
             latency: 200,
             burst: 1000,
+            execs: 200,
             native: true,
         };
         let mut args = std::env::args().skip(1);
@@ -56,11 +63,14 @@ impl Opts {
             match a.as_str() {
                 "--latency" => o.latency = number("--latency")?,
                 "--burst" => o.burst = number("--burst")?,
+                "--execs" => o.execs = number("--execs")?,
                 "--no-native" => o.native = false,
                 // Cargo passes this to every bench target.
                 "--bench" => {}
                 other => {
-                    bail!("unknown argument {other:?}; use --latency N, --burst N, --no-native")
+                    bail!(
+                        "unknown argument {other:?}; use --latency N, --burst N, --execs N, --no-native"
+                    )
                 }
             }
         }
@@ -128,6 +138,24 @@ impl Running {
             }
         }
     }
+}
+
+/// `kubectl exec warm -- web --version` through kube-rs; fails unless it printed the version
+/// and succeeded.
+async fn exec_version(pods: &Api<Pod>) -> anyhow::Result<()> {
+    use tokio::io::AsyncReadExt as _;
+    let params = AttachParams::default().stdout(true).stderr(false);
+    let mut attached = pods.exec("warm", ["web", "--version"], &params).await?;
+    let mut stdout = attached.stdout().context("no stdout")?;
+    let status = attached.take_status().context("no status")?;
+    let mut text = String::new();
+    stdout.read_to_string(&mut text).await?;
+    let status = status.await.context("no status message")?;
+    attached.join().await?;
+    if status.status.as_deref() != Some("Success") || !text.starts_with("web (wasmkube)") {
+        bail!("exec failed: {status:?}, stdout {text:?}");
+    }
+    Ok(())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -218,12 +246,36 @@ async fn main() -> anyhow::Result<()> {
     let n = (opts.latency + opts.burst) as u64;
     let per_pod = |a: u64, b: u64| a.saturating_sub(b) / n.max(1);
 
+    eprintln!("bench: {} execs of `web --version` in a pod", opts.execs);
+    let mut execs = Vec::with_capacity(opts.execs);
+    for _ in 0..opts.execs {
+        let t = Instant::now();
+        exec_version(&pods).await?;
+        execs.push(t.elapsed());
+    }
+    execs.sort();
+
     let native = if opts.native {
         eprintln!("bench: {} native `web` processes", opts.burst);
         Some(native_web(dir.path(), opts.burst).await?)
     } else {
         None
     };
+    let mut spawns = Vec::with_capacity(opts.execs);
+    if let Some(native) = &native {
+        for _ in 0..opts.execs {
+            let t = Instant::now();
+            let out = tokio::process::Command::new(&native.binary)
+                .arg("--version")
+                .output()
+                .await?;
+            if !out.status.success() || !out.stdout.starts_with(b"web (wasmkube)") {
+                bail!("native `web --version` failed: {out:?}");
+            }
+            spawns.push(t.elapsed());
+        }
+        spawns.sort();
+    }
 
     println!("{}", procs::machine());
     println!();
@@ -264,6 +316,12 @@ async fn main() -> anyhow::Result<()> {
         n + 1,
         mib(server_mem.rss)
     );
+    println!(
+        "| exec `web --version` in a pod, p50 / p99 ({} execs) | {} / {} | |",
+        opts.execs,
+        ms(percentile(&execs, 0.5)),
+        ms(percentile(&execs, 0.99))
+    );
     if let Some(native) = &native {
         let k = opts.burst as u64;
         println!();
@@ -294,6 +352,21 @@ async fn main() -> anyhow::Result<()> {
             burst_time.as_secs_f64(),
             native.start.as_secs_f64(),
             burst_time.as_secs_f64() / native.start.as_secs_f64().max(1e-6)
+        );
+        let ratio = |p: f64| {
+            percentile(&execs, p).as_secs_f64() / percentile(&spawns, p).as_secs_f64().max(1e-9)
+        };
+        println!(
+            "| `web --version`: kube-rs exec in a pod vs spawning the host binary, p50 | {} | {} | {:.1}x |",
+            ms(percentile(&execs, 0.5)),
+            ms(percentile(&spawns, 0.5)),
+            ratio(0.5)
+        );
+        println!(
+            "| same, p99 | {} | {} | {:.1}x |",
+            ms(percentile(&execs, 0.99)),
+            ms(percentile(&spawns, 0.99)),
+            ratio(0.99)
         );
     }
     drop(node);

@@ -141,6 +141,8 @@ pub struct Native {
     pub rss: u64,
     pub pss: u64,
     pub start: Duration,
+    /// The host build of `web`.
+    pub binary: std::path::PathBuf,
 }
 
 /// Builds the `web` guest for the host and runs `count` copies, each on its own port, until
@@ -208,6 +210,7 @@ pub async fn native_web(dir: &Path, count: usize) -> anyhow::Result<Native> {
         rss: total.rss,
         pss: total.pss,
         start,
+        binary,
     })
 }
 
