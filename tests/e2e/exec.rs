@@ -113,6 +113,18 @@ fn exec_runs_applets_and_own_commands_in_the_pods_world() {
         back.to_str().unwrap(),
     ]);
     assert_eq!(std::fs::read_to_string(&back).unwrap(), "hooked\n");
+    // 3 MiB each way: more than a session holds for a slow client, so the guest's writes
+    // wait for kubectl instead of piling up in the node agent.
+    let big: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let big_local = dir.path().join("big.bin");
+    std::fs::write(&big_local, &big).unwrap();
+    cluster.kubectl_ok(&["cp", big_local.to_str().unwrap(), "web:/tmp/big.bin"]);
+    let big_back = dir.path().join("big-back.bin");
+    cluster.kubectl_ok(&["cp", "web:/tmp/big.bin", big_back.to_str().unwrap()]);
+    assert!(
+        std::fs::read(&big_back).unwrap() == big,
+        "3 MiB came back intact"
+    );
 
     // The Python client speaks v4.channel.k8s.io.
     let python = python_path("exec::commands").expect("python beside kubectl");

@@ -15,7 +15,11 @@ use super::terminal::Terminal;
 use crate::wasm::{OutputSink, StdinPipe};
 
 /// What attached sessions receive.
-type Listener = mpsc::UnboundedSender<Vec<u8>>;
+type Listener = mpsc::Sender<Vec<u8>>;
+
+/// Chunks of output held for one session. A session that falls this far behind loses
+/// output rather than slowing the container down (or growing the agent without bound).
+const SESSION_BACKLOG: usize = 1024;
 
 /// A container's stdin and output, open to attach sessions.
 pub struct Attachable {
@@ -49,16 +53,20 @@ impl Attachable {
     }
 
     /// A new session: it receives the container's output from now on.
-    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<Vec<u8>> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub fn subscribe(&self) -> mpsc::Receiver<Vec<u8>> {
+        let (tx, rx) = mpsc::channel(SESSION_BACKLOG);
         self.listeners().push(tx);
         rx
     }
 
     /// Output for the log and the sessions (the terminal's echo goes to sessions only).
     pub fn broadcast(&self, bytes: &[u8]) {
-        self.listeners()
-            .retain(|listener| listener.send(bytes.to_vec()).is_ok());
+        self.listeners().retain(|listener| {
+            !matches!(
+                listener.try_send(bytes.to_vec()),
+                Err(mpsc::error::TrySendError::Closed(_))
+            )
+        });
     }
 }
 

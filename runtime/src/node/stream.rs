@@ -8,6 +8,9 @@
 //! terminal size. v5 adds 255: `[255, 0]` from the client closes stdin. The query is the
 //! kubelet's: `command` (repeated), `stdin`, `stdout`, `stderr`, `tty`.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +23,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt as _, StreamExt as _};
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use super::attach::Attachable;
@@ -327,9 +330,51 @@ impl Input {
     }
 }
 
+/// The most output a session holds for a slow client; beyond it the guest's writes wait.
+const BACKLOG_LIMIT: usize = 1 << 20;
+
+/// Output queued for a session's client and not sent yet.
+#[derive(Default)]
+struct Backlog {
+    bytes: AtomicUsize,
+    /// The client is gone: output is dropped, writes never wait.
+    gone: AtomicBool,
+    sent: Notify,
+}
+
+impl Backlog {
+    fn room(&self) -> usize {
+        if self.gone.load(Ordering::SeqCst) {
+            return usize::MAX;
+        }
+        BACKLOG_LIMIT.saturating_sub(self.bytes.load(Ordering::SeqCst))
+    }
+
+    async fn writable(&self) {
+        loop {
+            let sent = self.sent.notified();
+            if self.room() > 0 {
+                return;
+            }
+            sent.await;
+        }
+    }
+
+    fn sent(&self, len: usize) {
+        self.bytes.fetch_sub(len, Ordering::SeqCst);
+        self.sent.notify_waiters();
+    }
+
+    fn close(&self) {
+        self.gone.store(true, Ordering::SeqCst);
+        self.sent.notify_waiters();
+    }
+}
+
 /// One WebSocket session: a writer task fed through a channel, and the reading half.
 struct Session {
     outgoing: mpsc::UnboundedSender<Message>,
+    backlog: Arc<Backlog>,
     incoming: Mutex<Option<futures::stream::SplitStream<WebSocket>>>,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
     v5: bool,
@@ -340,6 +385,7 @@ struct ChannelSink {
     channel: u8,
     tty: bool,
     outgoing: mpsc::UnboundedSender<Message>,
+    backlog: Arc<Backlog>,
 }
 
 impl OutputSink for ChannelSink {
@@ -356,8 +402,21 @@ impl OutputSink for ChannelSink {
         message.push(self.channel);
         message.extend(body);
         // A session that went away drops output, as a closed terminal does.
-        let _ = self.outgoing.send(Message::Binary(message.into()));
+        self.backlog
+            .bytes
+            .fetch_add(message.len(), Ordering::SeqCst);
+        if self.outgoing.send(Message::Binary(message.into())).is_err() {
+            self.backlog.close();
+        }
         Ok(())
+    }
+
+    fn room(&self) -> usize {
+        self.backlog.room()
+    }
+
+    fn writable(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.backlog.writable())
     }
 }
 
@@ -365,16 +424,26 @@ impl Session {
     fn new(socket: WebSocket, v5: bool) -> Arc<Session> {
         let (mut sink, stream) = socket.split();
         let (outgoing, mut queue) = mpsc::unbounded_channel::<Message>();
+        let backlog = Arc::new(Backlog::default());
+        let sent = backlog.clone();
         let writer = tokio::spawn(async move {
             while let Some(message) = queue.recv().await {
                 let close = matches!(message, Message::Close(_));
-                if sink.send(message).await.is_err() || close {
+                let len = match &message {
+                    Message::Binary(data) => data.len(),
+                    _ => 0,
+                };
+                let failed = sink.send(message).await.is_err();
+                sent.sent(len);
+                if failed || close {
                     break;
                 }
             }
+            sent.close();
         });
         Arc::new(Session {
             outgoing,
+            backlog,
             incoming: Mutex::new(Some(stream)),
             writer: Mutex::new(Some(writer)),
             v5,
@@ -390,6 +459,7 @@ impl Session {
             channel,
             tty,
             outgoing: self.outgoing.clone(),
+            backlog: self.backlog.clone(),
         })
     }
 
@@ -461,6 +531,9 @@ impl Session {
     async fn finish(&self, status: serde_json::Value) {
         let mut message = vec![STATUS];
         message.extend(serde_json::to_vec(&status).unwrap_or_default());
+        self.backlog
+            .bytes
+            .fetch_add(message.len(), Ordering::SeqCst);
         let _ = self.outgoing.send(Message::Binary(message.into()));
         // A normal closure: kubectl reads it as the end of every stream.
         let _ = self.outgoing.send(Message::Close(Some(CloseFrame {
@@ -486,6 +559,37 @@ mod tests {
         assert_eq!(q.command, ["sh", "-c", "echo \"a b\""]);
         assert!(q.stdin && q.stdout && q.stderr && !q.tty);
         assert_eq!(StreamQuery::parse(""), StreamQuery::default());
+    }
+
+    #[tokio::test]
+    async fn a_slow_client_makes_the_guest_wait_and_a_gone_one_does_not() {
+        let (outgoing, mut queue) = mpsc::unbounded_channel();
+        let backlog = Arc::new(Backlog::default());
+        let sink = ChannelSink {
+            channel: STDOUT,
+            tty: false,
+            outgoing,
+            backlog: backlog.clone(),
+        };
+        let chunk = vec![b'x'; 64 * 1024];
+        while sink.room() > 0 {
+            sink.write(&chunk).unwrap();
+        }
+        let wait = tokio::time::timeout(Duration::from_millis(50), sink.writable());
+        assert!(wait.await.is_err(), "a full backlog makes writers wait");
+        // The writer task sends one message: room again.
+        let Some(Message::Binary(sent)) = queue.recv().await else {
+            panic!("a message was queued")
+        };
+        backlog.sent(sent.len());
+        assert!(sink.room() > 0);
+        tokio::time::timeout(Duration::from_secs(1), sink.writable())
+            .await
+            .unwrap();
+        // The client went away: output is dropped and nobody waits.
+        drop(queue);
+        sink.write(&chunk).unwrap();
+        assert_eq!(sink.room(), usize::MAX);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! to wasmtime-wasi's `StdoutStream` for both preview 2 and preview 1 guests.
 
 use std::fs::File;
+use std::future::Future;
 use std::io::Write as _;
 use std::path::Path;
 use std::pin::Pin;
@@ -20,9 +21,23 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 ///
 /// Called from the thread running the guest: an implementation should not block for long
 /// (append to a file or a buffer). An error is reported to the guest as a failed write.
+/// A sink that forwards to a slower consumer (an exec session's WebSocket) bounds what it
+/// holds with [`OutputSink::room`] and [`OutputSink::writable`]: a preview 2 guest then
+/// waits in its write, as a process writing to a full pipe does.
 pub trait OutputSink: Send + Sync + 'static {
     /// Takes the next chunk of output.
     fn write(&self, bytes: &[u8]) -> std::io::Result<()>;
+
+    /// How many bytes the sink takes now; 0 makes the guest wait for
+    /// [`OutputSink::writable`]. Unbounded by default.
+    fn room(&self) -> usize {
+        usize::MAX
+    }
+
+    /// Resolves once [`OutputSink::room`] is above 0 again.
+    fn writable(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Throws output away.
@@ -124,7 +139,9 @@ impl StdoutStream for SinkStream {
 
 #[async_trait::async_trait]
 impl Pollable for SinkStream {
-    async fn ready(&mut self) {}
+    async fn ready(&mut self) {
+        self.0.writable().await;
+    }
 }
 
 impl OutputStream for SinkStream {
@@ -139,7 +156,7 @@ impl OutputStream for SinkStream {
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        Ok(WRITE_BUDGET)
+        Ok(self.0.room().min(WRITE_BUDGET))
     }
 }
 
