@@ -14,11 +14,13 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 /// The guests and the env var naming each built `.wasm`.
-const GUESTS: [(&str, &str); 5] = [
+const GUESTS: [(&str, &str); 7] = [
     ("web", "WASMKUBE_GUEST_WEB"),
     ("toolbox", "WASMKUBE_GUEST_TOOLBOX"),
     ("crash", "WASMKUBE_GUEST_CRASH"),
     ("stress", "WASMKUBE_GUEST_STRESS"),
+    ("kv", "WASMKUBE_GUEST_KV"),
+    ("api", "WASMKUBE_GUEST_API"),
     // A library component (cdylib): cargo names its file with an underscore.
     ("http-hello", "WASMKUBE_GUEST_HTTP_HELLO"),
 ];

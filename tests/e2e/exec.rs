@@ -143,6 +143,34 @@ fn exec_runs_applets_and_own_commands_in_the_pods_world() {
         out.describe()
     );
 
+    // Tutorial images run as their stand-ins, announced by an Event: busybox is the toolbox,
+    // nginx is web, and one reaches the other by pod IP.
+    cluster.kubectl_ok(&[
+        "run",
+        "bb",
+        "--image=busybox",
+        "--restart=Never",
+        "--",
+        "sleep",
+        "3600",
+    ]);
+    cluster.kubectl_ok(&["run", "nginx", "--image=nginx:1.27", "--port=80"]);
+    cluster.wait_running("bb");
+    cluster.wait_running("nginx");
+    let ip = cluster.jsonpath(&["pod", "nginx"], "{.status.podIP}");
+    let page = cluster.kubectl_ok(&["exec", "bb", "--", "wget", "-qO-", &format!("http://{ip}/")]);
+    assert!(
+        page.contains("nginx"),
+        "the default page names the pod: {page}"
+    );
+    let describe = cluster.kubectl_ok(&["describe", "pod", "bb"]);
+    assert!(
+        describe.contains("StandIn")
+            && describe
+                .contains("Image \"busybox\" runs as its wasmkube stand-in wasmkube/toolbox"),
+        "{describe}"
+    );
+
     // Errors are Statuses kubectl prints.
     let err = cluster.kubectl_err(&["exec", "web", "-c", "nope", "--", "ls"]);
     assert!(
@@ -340,7 +368,7 @@ fn an_interactive_shell_feels_like_a_terminal() {
         "-it",
         "--rm",
         "tmp",
-        "--image=wasmkube/toolbox",
+        "--image=busybox",
         "--restart=Never",
         "--",
         "sh",
@@ -363,7 +391,7 @@ fn an_interactive_shell_feels_like_a_terminal() {
         "debug",
         "-it",
         "web",
-        "--image=wasmkube/toolbox",
+        "--image=busybox",
         "--container=debugger",
         "--",
         "sh",

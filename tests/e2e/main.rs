@@ -10,6 +10,7 @@ mod cli;
 mod errors;
 mod exec;
 mod http;
+mod images;
 mod kubectl;
 mod lifecycle;
 mod pods;

@@ -8,9 +8,13 @@
 //! An [`ImageSource`] turns a reference into an [`Image`] (bytes plus their sha256 digest). The
 //! built-in [`Catalog`] serves the guests compiled from `wasm-examples/` by `build.rs`
 //! (`wasmkube/web`, `wasmkube/toolbox`, `wasmkube/crash`, `wasmkube/stress`,
-//! `wasmkube/http-hello`); [`FileSource`]
+//! `wasmkube/kv`, `wasmkube/api`, `wasmkube/http-hello`); [`FileSource`]
 //! reads `file://` paths and is off unless the node operator enables it, since a pod author
 //! must not read arbitrary host files. [`Images`] chains sources in lookup order.
+//!
+//! Manifests from tutorials say `nginx` and `busybox`: the catalog serves those Docker Hub
+//! names (any tag, also as `docker.io/library/...`) with the built-in guest that does their
+//! job, a *stand-in* ([`stand_in`]); the node agent announces it with an Event on the pod.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -129,7 +133,7 @@ pub trait ImageSource: Send + Sync {
 }
 
 /// The guests built into this binary, each `(repository, bytes)`.
-const BUILT_IN: [(&str, &[u8]); 5] = [
+const BUILT_IN: [(&str, &[u8]); 7] = [
     ("wasmkube/web", include_bytes!(env!("WASMKUBE_GUEST_WEB"))),
     (
         "wasmkube/toolbox",
@@ -143,14 +147,92 @@ const BUILT_IN: [(&str, &[u8]); 5] = [
         "wasmkube/stress",
         include_bytes!(env!("WASMKUBE_GUEST_STRESS")),
     ),
+    ("wasmkube/kv", include_bytes!(env!("WASMKUBE_GUEST_KV"))),
+    ("wasmkube/api", include_bytes!(env!("WASMKUBE_GUEST_API"))),
     (
         "wasmkube/http-hello",
         include_bytes!(env!("WASMKUBE_GUEST_HTTP_HELLO")),
     ),
 ];
 
+/// A built-in guest standing in for an image tutorials use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StandIn {
+    /// The image it stands in for, without tag: a Docker Hub library name (`nginx`) or a
+    /// full one (`registry.k8s.io/hpa-example`).
+    pub image: &'static str,
+    /// The built-in image that runs instead.
+    pub builtin: &'static str,
+    /// The port the original listens on, given as `PORT` unless the container declares one
+    /// (its first `containerPort` then wins) or sets `PORT` itself.
+    pub port: Option<u16>,
+    /// Env the stand-in gets unless the container sets it (where the original keeps data).
+    pub env: &'static [(&'static str, &'static str)],
+}
+
+const fn stand_in_for(image: &'static str, builtin: &'static str) -> StandIn {
+    StandIn {
+        image,
+        builtin,
+        port: None,
+        env: &[],
+    }
+}
+
+/// The stand-ins, by the image they stand in for.
+pub const STAND_INS: &[StandIn] = &[
+    stand_in_for("nginx", "wasmkube/web"),
+    stand_in_for("httpd", "wasmkube/web"),
+    stand_in_for("busybox", "wasmkube/toolbox"),
+    stand_in_for("alpine", "wasmkube/toolbox"),
+    stand_in_for("ubuntu", "wasmkube/toolbox"),
+    // Databases: kv keeps its log where the original keeps its data, on its port.
+    StandIn {
+        image: "postgres",
+        builtin: "wasmkube/kv",
+        port: Some(5432),
+        env: &[("DATA_DIR", "/var/lib/postgresql/data")],
+    },
+    StandIn {
+        image: "redis",
+        builtin: "wasmkube/kv",
+        port: Some(6379),
+        env: &[("DATA_DIR", "/data")],
+    },
+    StandIn {
+        image: "mysql",
+        builtin: "wasmkube/kv",
+        port: Some(3306),
+        env: &[("DATA_DIR", "/var/lib/mysql")],
+    },
+    // The HPA walkthrough's php-apache: every request costs CPU.
+    StandIn {
+        image: "registry.k8s.io/hpa-example",
+        builtin: "wasmkube/web",
+        port: Some(80),
+        env: &[("BURN_PER_REQUEST", "1000000")],
+    },
+];
+
+/// The stand-in for `reference` (`nginx:1.27` -> `wasmkube/web`): any tag, never a
+/// reference pinned to a digest (the stand-in's bytes are not the original's).
+pub fn stand_in(reference: &Reference) -> Option<&'static StandIn> {
+    let Reference::Name(name) = reference else {
+        return None;
+    };
+    if name.digest.is_some() {
+        return None;
+    }
+    let full = match &name.registry {
+        Some(registry) => format!("{registry}/{}", name.repository),
+        None => name.repository.clone(),
+    };
+    STAND_INS.iter().find(|s| s.image == full)
+}
+
 /// The built-in catalog: `wasmkube/web`, `wasmkube/toolbox`, `wasmkube/crash`,
-/// `wasmkube/stress` and `wasmkube/http-hello` (a `wasi:http` handler), tag `latest`
+/// `wasmkube/stress`, `wasmkube/kv` (a durable key-value server), `wasmkube/api` (a JSON API
+/// counting visits in kv) and `wasmkube/http-hello` (a `wasi:http` handler), tag `latest`
 /// (implied), compiled from `wasm-examples/` by `build.rs`.
 #[derive(Default)]
 pub struct Catalog {
@@ -185,6 +267,9 @@ impl Catalog {
         let not_found = || Error::NotFound {
             reference: reference.to_string(),
         };
+        if let Some(stand_in) = stand_in(reference) {
+            return self.get(stand_in.builtin).ok_or_else(not_found);
+        }
         let Reference::Name(name) = reference else {
             return Err(not_found());
         };
@@ -416,9 +501,40 @@ mod tests {
             Err(Error::NotFound { .. })
         ));
         assert!(matches!(
-            images.resolve_str("nginx").await,
+            images.resolve_str("nginx-unknown").await,
             Err(Error::NotFound { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn tutorial_images_resolve_to_their_stand_ins() {
+        let images = Images::builtin(false);
+        for (written, builtin) in [
+            ("nginx", "wasmkube/web:latest"),
+            ("nginx:1.27", "wasmkube/web:latest"),
+            ("docker.io/library/httpd:2.4", "wasmkube/web:latest"),
+            ("busybox", "wasmkube/toolbox:latest"),
+            ("library/alpine:3.20", "wasmkube/toolbox:latest"),
+            ("ubuntu:24.04", "wasmkube/toolbox:latest"),
+            ("registry.k8s.io/hpa-example", "wasmkube/web:latest"),
+            ("postgres:16", "wasmkube/kv:latest"),
+            ("redis", "wasmkube/kv:latest"),
+        ] {
+            assert_eq!(
+                images.resolve_str(written).await.unwrap().name,
+                builtin,
+                "{written}"
+            );
+        }
+        // Another registry's nginx, or a pinned one, is not a stand-in.
+        for other in ["registry.example.com/nginx", "localhost:5000/busybox"] {
+            assert!(
+                stand_in(&Reference::parse(other).unwrap()).is_none(),
+                "{other}"
+            );
+        }
+        let pinned = format!("nginx@sha256:{}", "a".repeat(64));
+        assert!(stand_in(&Reference::parse(&pinned).unwrap()).is_none());
     }
 
     #[tokio::test]

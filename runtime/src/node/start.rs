@@ -27,7 +27,7 @@ use super::logs::Stream;
 use super::probes::{ProbeState, Prober};
 use super::sandbox;
 use super::worker::Worker;
-use crate::images::{Image, Reference, digest_of};
+use crate::images::{Image, Reference, StandIn, digest_of, stand_in};
 use crate::wasm::{ContainerSpec, CpuShare, PodNetwork};
 
 /// Where a `wasi:http` handler is served: the first `containerPort`, else `PORT`, else 8080.
@@ -44,6 +44,28 @@ fn http_port(container: &Container, env: &[(String, String)]) -> u16 {
                 .and_then(|(_, v)| v.parse().ok())
         })
         .unwrap_or(8080)
+}
+
+/// What a stand-in needs to play its part, unless the container says otherwise: `PORT` (the
+/// container's first `containerPort`, else the original's port) and the original's env
+/// (where it keeps data).
+fn stand_in_env(env: &mut Vec<(String, String)>, stand_in: &StandIn, container: &Container) {
+    let declared = container
+        .ports
+        .iter()
+        .flatten()
+        .find_map(|p| u16::try_from(p.container_port).ok().filter(|&p| p != 0));
+    let port = declared.or(stand_in.port).map(|p| p.to_string());
+    let defaults = stand_in
+        .env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain(port.map(|p| ("PORT".to_string(), p)));
+    for (key, value) in defaults.collect::<Vec<_>>() {
+        if !env.iter().any(|(k, _)| *k == key) {
+            env.push((key, value));
+        }
+    }
 }
 
 /// Which list of `resources` to read.
@@ -214,8 +236,15 @@ impl Worker {
             .await
             .map_err(failure("CreateContainerConfigError"))?;
         let facts = self.facts();
-        let env = env::resolve(&self.pod, container, &facts, &sources)
+        let mut env = env::resolve(&self.pod, container, &facts, &sources)
             .map_err(|e| failure("CreateContainerConfigError")(e.to_string()))?;
+        if let Some(stand_in) = Reference::parse(container.image.as_deref().unwrap_or_default())
+            .ok()
+            .as_ref()
+            .and_then(stand_in)
+        {
+            stand_in_env(&mut env, stand_in, container);
+        }
         let mounts = sandbox::mounts(container, &self.volumes, self.service_account.as_deref())
             .map_err(|e| failure("CreateContainerConfigError")(e.to_string()))?;
         let pod_ip = self
@@ -406,6 +435,17 @@ impl Worker {
             .resolve(&reference)
             .await
             .map_err(|e| failure(reason)(e.to_string()))?;
+        if let Some(StandIn { builtin, .. }) = stand_in(&reference) {
+            self.event(
+                Some(container_field_path(&container.name, group)),
+                EventType::Normal,
+                "StandIn",
+                format!(
+                    "Image {written:?} runs as its wasmkube stand-in {builtin} (wasmkube runs \
+                     WebAssembly, not container images)"
+                ),
+            );
+        }
         self.records_mut(group)[index].image_id = image_id(&image);
         Ok(image)
     }
@@ -442,6 +482,32 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stand_ins_get_their_port_and_env_unless_the_container_sets_them() {
+        let hpa = crate::images::STAND_INS
+            .iter()
+            .find(|s| s.image == "registry.k8s.io/hpa-example")
+            .unwrap();
+        let mut env = Vec::new();
+        stand_in_env(&mut env, hpa, &Container::default());
+        assert!(env.contains(&("PORT".into(), "80".into())));
+        assert!(env.contains(&("BURN_PER_REQUEST".into(), "1000000".into())));
+
+        let declared: Container = serde_json::from_value(serde_json::json!({
+            "name": "c", "ports": [{"containerPort": 8080}]
+        }))
+        .unwrap();
+        let mut env = vec![("BURN_PER_REQUEST".to_string(), "5".to_string())];
+        stand_in_env(&mut env, hpa, &declared);
+        assert_eq!(
+            env,
+            [
+                ("BURN_PER_REQUEST".to_string(), "5".to_string()),
+                ("PORT".to_string(), "8080".to_string())
+            ]
+        );
+    }
 
     #[test]
     fn image_ids_drop_the_tag_and_pin_the_digest() {

@@ -4,7 +4,9 @@
 //! `/usr/share/nginx/html`, so a volume mounted where nginx expects its content is served)
 //! on port `PORT` (default 80): `GET` and `HEAD`, `index.html` for directories, a redirect
 //! for directories named without their slash, 404 otherwise, `Content-Type` by extension,
-//! keep-alive with `Content-Length`. When the root has no `index.html`, `/` answers with a
+//! keep-alive with `Content-Length`. With `BURN_PER_REQUEST=N` every GET instead answers
+//! `OK!` after N square roots: the CPU load target of the HPA walkthrough
+//! (`registry.k8s.io/hpa-example` runs as this). When the root has no `index.html`, `/` answers with a
 //! default page naming the pod (`HOSTNAME`), its IP (`POD_IP`, else the address the
 //! connection arrived on) and its node (`NODE_NAME`). One access-log line per request goes to
 //! stdout. Many keep-alive connections are served concurrently from one thread (see
@@ -87,6 +89,12 @@ fn config(
         pod: non_empty(env("HOSTNAME")).unwrap_or_else(|| "unknown".into()),
         pod_ip: non_empty(env("POD_IP")),
         node: non_empty(env("NODE_NAME")).unwrap_or_else(|| "unknown".into()),
+        burn: match non_empty(env("BURN_PER_REQUEST")) {
+            Some(n) => n
+                .parse()
+                .map_err(|_| format!("invalid BURN_PER_REQUEST {n:?}"))?,
+            None => 0,
+        },
     };
     Ok((port, site))
 }
@@ -166,6 +174,15 @@ mod tests {
             (8080, "/data", "web-1")
         );
         assert!(config(&[], |k: &str| (k == "PORT").then(|| "http".into())).is_err());
+        let burn = |v: &str| {
+            let v = v.to_string();
+            config(&[], move |k: &str| {
+                (k == "BURN_PER_REQUEST").then(|| v.clone())
+            })
+        };
+        assert_eq!(burn("1000").unwrap().1.burn, 1000);
+        assert!(burn("lots").is_err());
+        assert!(server::burn(1000) > 1.0);
     }
 
     /// Reads one response from a keep-alive connection: (status line, headers, body).
@@ -210,6 +227,7 @@ mod tests {
             pod: "web-0".into(),
             pod_ip: None,
             node: "node-a".into(),
+            burn: 0,
         };
         std::thread::spawn(move || server::serve(listener, &site));
 

@@ -34,6 +34,9 @@ pub struct Site {
     pub pod_ip: Option<String>,
     /// Node name (`NODE_NAME`).
     pub node: String,
+    /// CPU work per GET (`BURN_PER_REQUEST`): 0 serves files; more answers every GET with
+    /// `OK!` after that many square roots, the HPA walkthrough's load target.
+    pub burn: u64,
 }
 
 #[allow(
@@ -195,7 +198,11 @@ impl Conn {
         let head_only = req.method == "HEAD";
         self.close_after = !req.keep_alive;
         let keep = req.keep_alive;
-        let (status, sent) = if req.method != "GET" && !head_only {
+        let (status, sent) = if site.burn > 0 && req.method == "GET" {
+            // The HPA walkthrough's php-apache: some CPU work per request, then "OK!".
+            burn(site.burn);
+            self.simple(200, &[], "OK!".to_string(), false, keep)
+        } else if req.method != "GET" && !head_only {
             self.simple(
                 405,
                 &[("Allow", "GET, HEAD")],
@@ -271,6 +278,16 @@ impl Conn {
             self.peer
         );
     }
+}
+
+/// Burns CPU the way `registry.k8s.io/hpa-example` does per request: `iterations` square
+/// roots.
+pub fn burn(iterations: u64) -> f64 {
+    let mut x = 0.0001_f64;
+    for _ in 0..iterations {
+        x = std::hint::black_box(x + x.sqrt());
+    }
+    x
 }
 
 fn html_escape(s: &str) -> String {
