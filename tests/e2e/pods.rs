@@ -174,6 +174,8 @@ fn a_wasi_http_component_is_served_on_its_container_port() {
     let ip = cluster.jsonpath(&["pod", "hello"], "{.status.podIP}");
     let addr = format!("{ip}:8080");
     let page = eventually(Duration::from_secs(30), || {
+        // Running comes a moment before the node listens (the image compiles first).
+        std::net::TcpStream::connect(&addr).map_err(|e| format!("connect {addr}: {e}"))?;
         let r = crate::http::http_request(&addr, "GET", "/greet?x=1", None, b"");
         if r.status == 200 {
             Ok(r)

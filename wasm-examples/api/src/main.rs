@@ -38,37 +38,21 @@
 //!           httpGet: {path: /healthz, port: 3000}
 //! ```
 
-// The HTTP parser and the event loop are kv's, compiled again here: one implementation of
-// the protocol for both programs, without a library crate just for two guests.
-#[path = "../../kv/src/http.rs"]
-mod http;
 mod kv;
 mod routes;
-#[path = "../../kv/src/server.rs"]
-#[allow(
-    dead_code,
-    reason = "kv uses parts of the shared loop that api does not"
-)]
-mod server;
 
-use std::io::Write;
+use guest::exit;
 use std::net::TcpListener;
 
-/// The commands this image provides, for `kubectl exec`: the node agent reads this custom
-/// section (names separated by `\n`) from the component.
-// SAFETY: a custom section is data the host reads from the binary; nothing in the guest
-// reads or links against it, so its placement cannot clash with code or other data.
-#[allow(
-    unsafe_code,
-    reason = "`link_section` is the only way to emit a custom section"
-)]
-#[cfg_attr(target_os = "wasi", unsafe(link_section = "wasmkube:commands"))]
-#[used]
-static COMMANDS: [u8; 3] = *b"api";
+guest::commands!(
+    /// The commands this image provides, for `kubectl exec`: the node agent reads this custom
+    /// section (names separated by `\n`) from the component.
+    COMMANDS = b"api"
+);
 
 /// What `api --version` prints.
 fn version() -> String {
-    format!("api (wasmkube) {}", env!("CARGO_PKG_VERSION"))
+    guest::version("api", env!("CARGO_PKG_VERSION"))
 }
 
 const USAGE: &str = "usage: api [--port N]  (env PORT wins; KV_URL=http://HOST:PORT for /visits)";
@@ -117,16 +101,6 @@ fn config(
     Ok((port, api))
 }
 
-/// Ends the instance with `code` through `exit-with-code` (std's `process::exit` maps every
-/// non-zero code to 1 on wasip2).
-fn exit(code: i32) -> ! {
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    #[cfg(target_os = "wasi")]
-    wasip2::cli::exit::exit_with_code((code & 0xff) as u8);
-    std::process::exit(code)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -158,7 +132,7 @@ fn main() {
         Ok(url) => println!("api: serving on :{port} (kv at {url})"),
         Err(why) => println!("api: serving on :{port}; /visits answers 503: {why}"),
     }
-    if let Err(e) = server::serve(listener, &mut api) {
+    if let Err(e) = guest::server::serve(listener, &mut api) {
         eprintln!("api: {e}");
         exit(1)
     }
@@ -169,7 +143,7 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufReader, Read};
+    use std::io::{BufReader, Read, Write};
     use std::net::TcpStream;
     use std::time::Duration;
 
@@ -225,7 +199,7 @@ mod tests {
         };
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || server::serve(listener, &mut api));
+        std::thread::spawn(move || guest::server::serve(listener, &mut api));
         let stream = TcpStream::connect(addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))

@@ -2,9 +2,9 @@
 //! in kv). Pure request-to-response logic apart from the call to kv, so tests call
 //! [`Api::route`] without a socket.
 
-use crate::http::Request;
 use crate::kv::{self, KvUrl};
-use crate::server::{Handler, Response};
+use guest::http::Request;
+use guest::server::{Handler, Response};
 use std::net::SocketAddr;
 
 /// The program's [`Handler`].
@@ -28,7 +28,7 @@ impl Handler for Api {
     }
 
     fn refuse(&mut self, status: u16) -> Response {
-        error(status, &crate::http::reason(status).to_lowercase())
+        error(status, &guest::http::reason(status).to_lowercase())
     }
 }
 

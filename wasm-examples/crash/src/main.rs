@@ -27,20 +27,14 @@
 //!
 //! Flags: `crash [--after SECONDS] [--exit-code N] [--trap | --panic] [SECONDS [CODE]]`.
 
-use std::io::Write;
+use guest::exit;
 use std::time::Duration;
 
-/// The commands this image provides, for `kubectl exec`: the node agent reads this custom
-/// section (names separated by `\n`) from the component.
-// SAFETY: a custom section is data the host reads from the binary; nothing in the guest
-// reads or links against it, so its placement cannot clash with code or other data.
-#[allow(
-    unsafe_code,
-    reason = "`link_section` is the only way to emit a custom section"
-)]
-#[cfg_attr(target_os = "wasi", unsafe(link_section = "wasmkube:commands"))]
-#[used]
-static COMMANDS: [u8; 5] = *b"crash";
+guest::commands!(
+    /// The commands this image provides, for `kubectl exec`: the node agent reads this custom
+    /// section (names separated by `\n`) from the component.
+    COMMANDS = b"crash"
+);
 
 /// How the container ends once the delay is over.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -115,19 +109,6 @@ fn plan(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Plan, S
         }
     }
     Ok(plan)
-}
-
-/// Ends the instance with `code` as the container's exit code.
-///
-/// On WASI this calls `wasi:cli/exit.exit-with-code` (stable since WASI 0.2.12 and linked
-/// by wasmtime-wasi 48's default `add_to_linker`): std's `process::exit(n)` would call
-/// `exit(err)` and the host would only ever see 1.
-fn exit(code: i32) -> ! {
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    #[cfg(target_os = "wasi")]
-    wasip2::cli::exit::exit_with_code((code & 0xff) as u8);
-    std::process::exit(code)
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -43,31 +43,23 @@
 //!   - port: 8080
 //! ```
 
-mod http;
 mod log;
 mod routes;
-mod server;
 mod store;
 
-use std::io::Write;
+use guest::exit;
 use std::net::TcpListener;
 use std::path::PathBuf;
 
-/// The commands this image provides, for `kubectl exec`: the node agent reads this custom
-/// section (names separated by `\n`) from the component.
-// SAFETY: a custom section is data the host reads from the binary; nothing in the guest
-// reads or links against it, so its placement cannot clash with code or other data.
-#[allow(
-    unsafe_code,
-    reason = "`link_section` is the only way to emit a custom section"
-)]
-#[cfg_attr(target_os = "wasi", unsafe(link_section = "wasmkube:commands"))]
-#[used]
-static COMMANDS: [u8; 2] = *b"kv";
+guest::commands!(
+    /// The commands this image provides, for `kubectl exec`: the node agent reads this custom
+    /// section (names separated by `\n`) from the component.
+    COMMANDS = b"kv"
+);
 
 /// What `kv --version` prints.
 fn version() -> String {
-    format!("kv (wasmkube) {}", env!("CARGO_PKG_VERSION"))
+    guest::version("kv", env!("CARGO_PKG_VERSION"))
 }
 
 const USAGE: &str = "usage: kv [--port N] [--data-dir DIR]  (env PORT and DATA_DIR win)";
@@ -124,16 +116,6 @@ fn config(args: &[String], env: impl Fn(&str) -> Option<String>) -> Result<Confi
     })
 }
 
-/// Ends the instance with `code` through `exit-with-code` (std's `process::exit` maps every
-/// non-zero code to 1 on wasip2).
-fn exit(code: i32) -> ! {
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    #[cfg(target_os = "wasi")]
-    wasip2::cli::exit::exit_with_code((code & 0xff) as u8);
-    std::process::exit(code)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -183,7 +165,7 @@ fn main() {
         cfg.port,
         store.len()
     );
-    if let Err(e) = server::serve(listener, &mut routes::Kv { store }) {
+    if let Err(e) = guest::server::serve(listener, &mut routes::Kv { store }) {
         eprintln!("kv: {e}");
         exit(1)
     }
@@ -194,7 +176,7 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpStream;
     use std::time::Duration;
 
@@ -266,7 +248,7 @@ mod tests {
         let (store, _) = store::Store::open(&dir, store::COMPACT_MIN).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        std::thread::spawn(move || server::serve(listener, &mut routes::Kv { store }));
+        std::thread::spawn(move || guest::server::serve(listener, &mut routes::Kv { store }));
         let connect = || {
             let s = TcpStream::connect(addr).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

@@ -12,10 +12,10 @@
 //!
 //! `K` is one path segment, percent-decoded (`a%2Fb` is the key `a/b`).
 
-use crate::http::Request;
 use crate::log::{MAX_KEY, MAX_VALUE};
-use crate::server::{Handler, Response};
 use crate::store::{Error, Store};
+use guest::http::Request;
+use guest::server::{Handler, Response};
 use std::net::SocketAddr;
 
 /// The program's [`Handler`]: the store behind the HTTP API.
@@ -38,7 +38,7 @@ impl Handler for Kv {
             413 => Response::text(413, "value too large: the limit is 1 MiB\n"),
             _ => Response::text(
                 status,
-                format!("{}\n", crate::http::reason(status).to_lowercase()),
+                format!("{}\n", guest::http::reason(status).to_lowercase()),
             ),
         }
     }

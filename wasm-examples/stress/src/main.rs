@@ -28,20 +28,15 @@
 //!       limits: {cpu: 500m, memory: 64Mi}
 //! ```
 
+use guest::exit;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-/// The commands this image provides, for `kubectl exec`: the node agent reads this custom
-/// section (names separated by `\n`) from the component.
-// SAFETY: a custom section is data the host reads from the binary; nothing in the guest
-// reads or links against it, so its placement cannot clash with code or other data.
-#[allow(
-    unsafe_code,
-    reason = "`link_section` is the only way to emit a custom section"
-)]
-#[cfg_attr(target_os = "wasi", unsafe(link_section = "wasmkube:commands"))]
-#[used]
-static COMMANDS: [u8; 6] = *b"stress";
+guest::commands!(
+    /// The commands this image provides, for `kubectl exec`: the node agent reads this custom
+    /// section (names separated by `\n`) from the component.
+    COMMANDS = b"stress"
+);
 
 /// CPU work to do.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -171,16 +166,6 @@ fn burn(state: &mut u64) {
             .wrapping_add(1442695040888963407);
     }
     std::hint::black_box(*state);
-}
-
-/// Ends the instance with `code` through `exit-with-code` (std's `process::exit` maps every
-/// non-zero code to 1 on wasip2).
-fn exit(code: i32) -> ! {
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    #[cfg(target_os = "wasi")]
-    wasip2::cli::exit::exit_with_code((code & 0xff) as u8);
-    std::process::exit(code)
 }
 
 fn main() {

@@ -35,25 +35,19 @@ mod io;
 mod sh;
 mod tty;
 
+use guest::exit;
 use std::io::Write;
 
 /// The name the binary answers to when not called through an applet name.
 const SELF: &str = "toolbox";
 
-/// The commands this image provides, for `kubectl exec`: the node agent reads this custom
-/// section (names separated by `\n`) from the component. `toolbox` and every applet, kept
-/// equal to [`applets::APPLETS`] by a test.
-// SAFETY: a custom section is data the host reads from the binary; nothing in the guest
-// reads or links against it, so its placement cannot clash with code or other data.
-#[allow(
-    unsafe_code,
-    reason = "`link_section` is the only way to emit a custom section"
-)]
-#[cfg_attr(target_os = "wasi", unsafe(link_section = "wasmkube:commands"))]
-#[used]
-static COMMANDS: [u8; 124] =
-    *b"toolbox\n[\ncat\ncp\ndate\necho\nenv\nfalse\ngrep\nhead\nhostname\n\
-    ls\nmkdir\nmv\nnc\nnslookup\nrm\nsh\nsleep\ntail\ntar\ntest\ntouch\ntrue\nwc\nwget";
+guest::commands!(
+    /// The commands this image provides, for `kubectl exec`: the node agent reads this custom
+    /// section (names separated by `\n`) from the component. `toolbox` and every applet, kept
+    /// equal to [`applets::APPLETS`] by a test.
+    COMMANDS = b"toolbox\n[\ncat\ncp\ndate\necho\nenv\nfalse\ngrep\nhead\nhostname\n\
+    ls\nmkdir\nmv\nnc\nnslookup\nrm\nsh\nsleep\ntail\ntar\ntest\ntouch\ntrue\nwc\nwget"
+);
 
 fn basename(path: &str) -> &str {
     path.trim_end_matches('/')
@@ -93,18 +87,6 @@ fn dispatch(io: &mut io::Io, args: &[String]) -> i32 {
         }
         Some(_) => dispatch(io, &args[1..]),
     }
-}
-
-/// Ends the instance with `code` as the container's exit code.
-///
-/// std's `process::exit(n)` on wasip2 calls `wasi:cli/exit.exit(err)` and the host only
-/// sees 1; `exit-with-code` (WASI 0.2.12, linked by wasmtime-wasi 48 by default) keeps n.
-fn exit(code: i32) -> ! {
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    #[cfg(target_os = "wasi")]
-    wasip2::cli::exit::exit_with_code((code & 0xff) as u8);
-    std::process::exit(code)
 }
 
 fn main() {

@@ -39,28 +39,21 @@
 //! ```
 
 mod files;
-mod http;
 mod server;
 
-use std::io::Write;
+use guest::exit;
 use std::net::TcpListener;
 use std::path::PathBuf;
 
-/// The commands this image provides, for `kubectl exec`: the node agent reads this custom
-/// section (names separated by `\n`) from the component.
-// SAFETY: a custom section is data the host reads from the binary; nothing in the guest
-// reads or links against it, so its placement cannot clash with code or other data.
-#[allow(
-    unsafe_code,
-    reason = "`link_section` is the only way to emit a custom section"
-)]
-#[cfg_attr(target_os = "wasi", unsafe(link_section = "wasmkube:commands"))]
-#[used]
-static COMMANDS: [u8; 3] = *b"web";
+guest::commands!(
+    /// The commands this image provides, for `kubectl exec`: the node agent reads this custom
+    /// section (names separated by `\n`) from the component.
+    COMMANDS = b"web"
+);
 
 /// What `web --version` prints.
 fn version() -> String {
-    format!("web (wasmkube) {}", env!("CARGO_PKG_VERSION"))
+    guest::version("web", env!("CARGO_PKG_VERSION"))
 }
 
 /// Where nginx images keep their content, so manifests written for nginx work unchanged.
@@ -97,16 +90,6 @@ fn config(
         },
     };
     Ok((port, site))
-}
-
-/// Ends the instance with `code` through `exit-with-code` (std's `process::exit` maps every
-/// non-zero code to 1 on wasip2).
-fn exit(code: i32) -> ! {
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    #[cfg(target_os = "wasi")]
-    wasip2::cli::exit::exit_with_code((code & 0xff) as u8);
-    std::process::exit(code)
 }
 
 fn main() {
@@ -146,7 +129,7 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpStream;
 
     #[test]

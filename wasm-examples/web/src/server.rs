@@ -1,25 +1,18 @@
-//! The event loop: one thread, non-blocking sockets and `poll(2)`.
-//!
-//! wasip2 has no threads, so concurrency comes from readiness polling. Rust std's
-//! `set_nonblocking` reaches wasi-libc's `ioctl(FIONBIO)`, which flips the TCP socket's
-//! blocking flag (accept/read/write then return `WouldBlock` instead of blocking on a
-//! pollable), and wasi-libc's `poll` subscribes to the listening socket and to each
-//! connection's input or output stream and waits in one `wasi:io/poll.poll` call. So an idle
-//! server is parked in the host and costs no CPU. The same code runs natively for the tests.
+//! `web`'s connections: static files streamed from disk, request bodies skipped, on the
+//! one-thread `poll(2)` loop of `guest::event_loop` (which explains why that works on
+//! wasip2). The same code runs natively for the tests.
 
 use crate::files::{self, Resolved};
-use crate::http::{self, Parse, Request};
+use guest::event_loop::{self, Connection, KEEPALIVE};
+use guest::http::{self, Parse, Request};
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
-/// Connections idle longer than this are closed (nginx's `keepalive_timeout` default).
-pub const KEEPALIVE: Duration = Duration::from_secs(75);
-/// At most this many open connections; beyond it new ones wait in the listen backlog.
-const MAX_CONNS: usize = 1024;
+/// The `Server` header and the signature of the error pages.
+const SERVER: &str = "wasmkube-web";
 /// Bytes of file read into memory per write burst.
 const CHUNK: usize = 64 * 1024;
 
@@ -39,19 +32,22 @@ pub struct Site {
     pub burn: u64,
 }
 
-#[allow(
-    unsafe_code,
-    reason = "poll(2) has no std wrapper; this is the only unsafe call in the guest"
-)]
-fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
-    // SAFETY: `fds` is a valid, exclusively borrowed slice of initialised `pollfd`s for the
-    // whole call and its length is passed alongside it.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
+/// nginx's reason phrases: the standard ones, but `405 Not Allowed`.
+fn reason(status: u16) -> &'static str {
+    match status {
+        405 => "Not Allowed",
+        _ => http::reason(status),
     }
+}
+
+/// An nginx-style HTML page for an error status.
+fn error_body(status: u16) -> String {
+    http::error_body(SERVER, status, reason(status))
+}
+
+/// A response head with `web`'s `Server` header and nginx's reason phrases.
+fn response_head(status: u16, headers: &[(&str, &str)], len: u64, keep: bool) -> Vec<u8> {
+    http::response_head_with_reason(SERVER, status, reason(status), headers, len, keep)
 }
 
 /// One client connection and the response in flight on it.
@@ -86,15 +82,6 @@ impl Conn {
             done: false,
             last_active: Instant::now(),
         }
-    }
-
-    /// Whether a request is in flight (partly read, or a response partly sent).
-    fn busy(&self) -> bool {
-        !self.done && (self.wants_write() || !self.input.is_empty() || self.skip > 0)
-    }
-
-    fn wants_write(&self) -> bool {
-        self.out_pos < self.out.len() || self.body.is_some()
     }
 
     fn read_available(&mut self) {
@@ -179,8 +166,8 @@ impl Conn {
                     return;
                 }
                 Parse::Error(status) => {
-                    let body = http::error_body(status);
-                    self.out = http::response_head(
+                    let body = error_body(status);
+                    self.out = response_head(
                         status,
                         &[("Content-Type", "text/html")],
                         body.len() as u64,
@@ -206,21 +193,20 @@ impl Conn {
             self.simple(
                 405,
                 &[("Allow", "GET, HEAD")],
-                http::error_body(405),
+                error_body(405),
                 head_only,
                 keep,
             )
         } else {
             match files::sanitize(&req.target) {
-                None => self.simple(400, &[], http::error_body(400), head_only, keep),
+                None => self.simple(400, &[], error_body(400), head_only, keep),
                 Some((rel, slash)) => match files::resolve(&site.root, &rel, slash) {
                     Resolved::File {
                         file,
                         len,
                         content_type,
                     } => {
-                        self.out =
-                            http::response_head(200, &[("Content-Type", content_type)], len, keep);
+                        self.out = response_head(200, &[("Content-Type", content_type)], len, keep);
                         if !head_only && len > 0 {
                             self.body = Some((file, len));
                         }
@@ -229,7 +215,7 @@ impl Conn {
                     Resolved::Redirect(location) => self.simple(
                         301,
                         &[("Location", &location)],
-                        http::error_body(301),
+                        error_body(301),
                         head_only,
                         keep,
                     ),
@@ -237,9 +223,7 @@ impl Conn {
                         let page = default_page(site, &self.stream);
                         self.simple(200, &[], page, head_only, keep)
                     }
-                    Resolved::NotFound => {
-                        self.simple(404, &[], http::error_body(404), head_only, keep)
-                    }
+                    Resolved::NotFound => self.simple(404, &[], error_body(404), head_only, keep),
                 },
             }
         };
@@ -263,7 +247,7 @@ impl Conn {
     ) -> (u16, u64) {
         let mut all = vec![("Content-Type", "text/html; charset=utf-8")];
         all.extend_from_slice(headers);
-        self.out = http::response_head(status, &all, body.len() as u64, keep);
+        self.out = response_head(status, &all, body.len() as u64, keep);
         if head_only {
             return (status, 0);
         }
@@ -320,100 +304,39 @@ fn default_page(site: &Site, stream: &TcpStream) -> String {
     )
 }
 
+impl Connection for Conn {
+    fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    fn wants_write(&self) -> bool {
+        self.out_pos < self.out.len() || self.body.is_some()
+    }
+
+    /// A request is in flight: partly read, its body being skipped, or a response partly
+    /// sent.
+    fn busy(&self) -> bool {
+        !self.done && (self.wants_write() || !self.input.is_empty() || self.skip > 0)
+    }
+
+    fn done(&self) -> bool {
+        self.done
+    }
+
+    fn deadline(&self) -> Instant {
+        self.last_active + KEEPALIVE
+    }
+}
+
 /// Serves `listener` until it is closed (the node closes a terminating pod's listeners,
 /// WASI's stand-in for SIGTERM); then, like nginx on SIGTERM, finishes the requests in
 /// flight, closes idle keep-alive connections and returns.
 pub fn serve(listener: TcpListener, site: &Site) -> io::Result<()> {
-    listener.set_nonblocking(true)?;
-    let mut conns: Vec<Conn> = Vec::new();
-    let mut fds: Vec<libc::pollfd> = Vec::new();
-    let mut closed = false;
-    loop {
-        if closed {
-            conns.retain(|c| c.busy());
-            if conns.is_empty() {
-                return Ok(());
-            }
+    event_loop::run("web", listener, Conn::new, |c, now| {
+        c.last_active = now;
+        if !c.wants_write() {
+            c.read_available();
         }
-        fds.clear();
-        let accepting = if conns.len() < MAX_CONNS && !closed {
-            libc::POLLIN
-        } else {
-            0
-        };
-        fds.push(libc::pollfd {
-            fd: listener.as_raw_fd(),
-            events: accepting,
-            revents: 0,
-        });
-        for c in &conns {
-            let events = if c.wants_write() {
-                libc::POLLOUT
-            } else {
-                libc::POLLIN
-            };
-            fds.push(libc::pollfd {
-                fd: c.stream.as_raw_fd(),
-                events,
-                revents: 0,
-            });
-        }
-        let timeout = conns
-            .iter()
-            .map(|c| KEEPALIVE.saturating_sub(c.last_active.elapsed()))
-            .min()
-            .map_or(-1, |d| i32::try_from(d.as_millis() + 1).unwrap_or(i32::MAX));
-        match poll(&mut fds, timeout) {
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-        let now = Instant::now();
-        for (c, fd) in conns.iter_mut().zip(&fds[1..]) {
-            if fd.revents == 0 {
-                continue;
-            }
-            c.last_active = now;
-            if !c.wants_write() {
-                c.read_available();
-            }
-            c.pump(site);
-        }
-        conns.retain(|c| !c.done && c.last_active.elapsed() < KEEPALIVE);
-        if fds[0].revents != 0 && !closed && accept_all(&listener, &mut conns) {
-            println!(
-                "web: listener closed, finishing {} connection(s)",
-                conns.iter().filter(|c| c.busy()).count()
-            );
-            closed = true;
-        }
-    }
-}
-
-/// Accepts what is pending. Returns true once the listener is closed.
-fn accept_all(listener: &TcpListener, conns: &mut Vec<Conn>) -> bool {
-    while conns.len() < MAX_CONNS {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                if stream.set_nonblocking(true).is_ok() {
-                    conns.push(Conn::new(stream, peer.ip().to_string()));
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            // EINVAL/EBADF: the socket no longer listens.
-            Err(e)
-                if e.kind() == ErrorKind::InvalidInput || e.raw_os_error() == Some(libc::EBADF) =>
-            {
-                return true;
-            }
-            Err(e) => {
-                // Out of descriptors or similar: back off instead of spinning on a ready listener.
-                eprintln!("web: accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(50));
-                return false;
-            }
-        }
-    }
-    false
+        c.pump(site);
+    })
 }

@@ -1,8 +1,9 @@
-//! The HTTP/1.1 subset `kv` speaks: request heads, response heads and dates.
+//! The HTTP/1.1 subset the servers speak (`web`, `kv`, `api`): request heads, response
+//! heads, error pages and dates.
 //!
-//! `api` compiles this same file (`#[path]` in its `main.rs`), so nothing here may know about
-//! keys or logs. Bodies are framed by `Content-Length` only; a chunked request is refused
-//! with 411, which every client answers by sending a length.
+//! Nothing here knows about files, keys or routes. Bodies are framed by `Content-Length`
+//! only; a chunked request is refused with 411, which every client answers by sending a
+//! length. `web` reads `content_length` only to skip a body it does not want.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -140,6 +141,7 @@ pub fn reason(status: u16) -> &'static str {
         200 => "OK",
         201 => "Created",
         204 => "No Content",
+        301 => "Moved Permanently",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
@@ -169,9 +171,28 @@ pub fn response_head(
     content_length: u64,
     keep_alive: bool,
 ) -> Vec<u8> {
-    let mut head = format!(
-        "HTTP/1.1 {status} {}\r\nServer: {server}\r\nDate: {}\r\n",
+    response_head_with_reason(
+        server,
+        status,
         reason(status),
+        headers,
+        content_length,
+        keep_alive,
+    )
+}
+
+/// [`response_head`] with a reason phrase of the caller's (`web` says `405 Not Allowed`, as
+/// nginx does).
+pub fn response_head_with_reason(
+    server: &str,
+    status: u16,
+    reason: &str,
+    headers: &[(&str, &str)],
+    content_length: u64,
+    keep_alive: bool,
+) -> Vec<u8> {
+    let mut head = format!(
+        "HTTP/1.1 {status} {reason}\r\nServer: {server}\r\nDate: {}\r\n",
         http_date(SystemTime::now())
     );
     if !bodiless(status) {
@@ -188,8 +209,17 @@ pub fn response_head(
     head.into_bytes()
 }
 
+/// A small HTML body for error statuses, in nginx's style, signed by `server`.
+pub fn error_body(server: &str, status: u16, reason: &str) -> String {
+    let title = format!("{status} {reason}");
+    format!(
+        "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n\
+         <hr><center>{server}</center>\r\n</body>\r\n</html>\r\n"
+    )
+}
+
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -264,6 +294,19 @@ mod tests {
     }
 
     #[test]
+    fn parses_a_keep_alive_get() {
+        let raw = "GET /index.html?a=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/8\r\n\r\nGET /next";
+        let (r, n) = complete(raw);
+        assert_eq!(
+            (r.method.as_str(), r.target.as_str(), r.minor),
+            ("GET", "/index.html?a=1", 1)
+        );
+        assert!(r.keep_alive);
+        assert_eq!(r.user_agent, "curl/8");
+        assert_eq!(&raw[n..], "GET /next");
+    }
+
+    #[test]
     fn connection_header_decides_keep_alive() {
         let close = complete("GET / HTTP/1.1\r\nConnection: close\r\n\r\n").0;
         assert!(!close.keep_alive);
@@ -278,6 +321,19 @@ mod tests {
         let (r, n) = complete(raw);
         assert_eq!((r.method.as_str(), r.path()), ("GET", "/keys"));
         assert_eq!(n, raw.len(), "the whole input is one head");
+        let (r, n) = complete("\r\nHEAD / HTTP/1.1\nHost: x\n\n");
+        assert_eq!(r.method, "HEAD");
+        assert_eq!(n, 27, "the whole input is one head");
+    }
+
+    #[test]
+    fn reads_content_length_so_bodies_can_be_skipped() {
+        assert_eq!(
+            complete("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello")
+                .0
+                .content_length,
+            5
+        );
     }
 
     #[test]
@@ -332,5 +388,25 @@ mod tests {
         let h = String::from_utf8(response_head("s", 204, &[], 0, true)).unwrap();
         assert!(!h.contains("Content-Length"));
         assert!(h.ends_with("Connection: keep-alive\r\n\r\n"));
+    }
+
+    #[test]
+    fn web_keeps_nginx_reason_and_error_page() {
+        let h = String::from_utf8(response_head_with_reason(
+            "wasmkube-web",
+            405,
+            "Not Allowed",
+            &[("Content-Type", "text/html")],
+            12,
+            false,
+        ))
+        .unwrap();
+        assert!(h.starts_with("HTTP/1.1 405 Not Allowed\r\nServer: wasmkube-web\r\n"));
+        assert!(h.contains("Content-Length: 12\r\n"));
+        assert!(h.contains("Content-Type: text/html\r\n"));
+        assert!(h.ends_with("Connection: close\r\n\r\n"));
+        let page = error_body("wasmkube-web", 404, reason(404));
+        assert!(page.contains("<title>404 Not Found</title>"));
+        assert!(page.contains("<center>wasmkube-web</center>"));
     }
 }

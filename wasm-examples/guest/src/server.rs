@@ -1,26 +1,20 @@
-//! The event loop: one thread, non-blocking sockets and `poll(2)`, generic over a
-//! [`Handler`] that turns a request and its body into a [`Response`].
+//! The HTTP server of `kv` and `api`: connections on the shared [`event_loop`], generic
+//! over a [`Handler`] that turns a request and its body into a [`Response`].
 //!
-//! It is `web`'s loop (see `web/src/server.rs` for why this works on wasip2: std's
-//! `set_nonblocking` reaches wasi-libc's `ioctl(FIONBIO)`, and wasi-libc's `poll` waits on all
-//! sockets in one `wasi:io/poll.poll`) plus request bodies: a request is handed to the
+//! Unlike `web`, which skips request bodies, it reads them: a request is handed to the
 //! handler once its whole body has arrived, `Expect: 100-continue` is answered, and a body
-//! over [`Handler::MAX_BODY`] gets 413 without being read. `api` compiles this same file
-//! (`#[path]` in its `main.rs`). The same code runs natively for the tests.
+//! over [`Handler::MAX_BODY`] gets 413 without being read. A closing connection lingers (see
+//! `Phase::Lingering`). The same code runs natively for the tests.
 
+use crate::event_loop::{self, Connection, KEEPALIVE};
 use crate::http::{self, Parse, Request};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime};
 
-/// Connections idle longer than this are closed (nginx's `keepalive_timeout` default).
-pub const KEEPALIVE: Duration = Duration::from_secs(75);
 /// How long a closing connection keeps draining what the client still sends (see
 /// [`Phase::Lingering`]).
 const LINGER: Duration = Duration::from_secs(5);
-/// At most this many open connections; beyond it new ones wait in the listen backlog.
-const MAX_CONNS: usize = 1024;
 
 /// What a [`Handler`] answers.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,21 +75,6 @@ pub trait Handler {
     }
 }
 
-#[allow(
-    unsafe_code,
-    reason = "poll(2) has no std wrapper; this is the only unsafe call in the guest"
-)]
-fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {
-    // SAFETY: `fds` is a valid, exclusively borrowed slice of initialised `pollfd`s for the
-    // whole call and its length is passed alongside it.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
-}
-
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Phase {
@@ -146,27 +125,6 @@ impl Conn {
             eof: false,
             last_active: now,
             linger_until: now,
-        }
-    }
-
-    /// Whether a request is in flight (partly read, or a response partly sent).
-    fn busy(&self) -> bool {
-        match self.phase {
-            Phase::Open => self.wants_write() || !self.input.is_empty(),
-            Phase::Closing => true,
-            Phase::Lingering | Phase::Done => false,
-        }
-    }
-
-    fn wants_write(&self) -> bool {
-        self.out_pos < self.out.len()
-    }
-
-    /// When the connection is closed if nothing happens.
-    fn deadline(&self) -> Instant {
-        match self.phase {
-            Phase::Lingering => self.linger_until,
-            _ => self.last_active + KEEPALIVE,
         }
     }
 
@@ -321,105 +279,48 @@ impl Conn {
     }
 }
 
-/// Serves `listener` until it is closed (the node closes a terminating pod's listeners,
-/// WASI's stand-in for SIGTERM); then finishes the requests in flight, closes idle
-/// keep-alive connections and returns.
-pub fn serve<H: Handler>(listener: TcpListener, handler: &mut H) -> io::Result<()> {
-    listener.set_nonblocking(true)?;
-    let server = format!("wasmkube-{}", H::NAME);
-    // A whole request: head (with the blank lines tolerated before it) plus body.
-    let cap = 2 * http::MAX_HEAD + H::MAX_BODY;
-    let mut conns: Vec<Conn> = Vec::new();
-    let mut fds: Vec<libc::pollfd> = Vec::new();
-    let mut closed = false;
-    loop {
-        if closed {
-            conns.retain(|c| c.busy());
-            if conns.is_empty() {
-                return Ok(());
-            }
+impl Connection for Conn {
+    fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    fn wants_write(&self) -> bool {
+        self.out_pos < self.out.len()
+    }
+
+    /// A request is in flight: partly read, or a response partly sent.
+    fn busy(&self) -> bool {
+        match self.phase {
+            Phase::Open => self.wants_write() || !self.input.is_empty(),
+            Phase::Closing => true,
+            Phase::Lingering | Phase::Done => false,
         }
-        fds.clear();
-        let accepting = if conns.len() < MAX_CONNS && !closed {
-            libc::POLLIN
-        } else {
-            0
-        };
-        fds.push(libc::pollfd {
-            fd: listener.as_raw_fd(),
-            events: accepting,
-            revents: 0,
-        });
-        for c in &conns {
-            let events = if c.wants_write() {
-                libc::POLLOUT
-            } else {
-                libc::POLLIN
-            };
-            fds.push(libc::pollfd {
-                fd: c.stream.as_raw_fd(),
-                events,
-                revents: 0,
-            });
-        }
-        let now = Instant::now();
-        let timeout = conns
-            .iter()
-            .map(|c| c.deadline().saturating_duration_since(now))
-            .min()
-            .map_or(-1, |d| i32::try_from(d.as_millis() + 1).unwrap_or(i32::MAX));
-        match poll(&mut fds, timeout) {
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-        let now = Instant::now();
-        for (c, fd) in conns.iter_mut().zip(&fds[1..]) {
-            if fd.revents == 0 {
-                continue;
-            }
-            c.last_active = now;
-            if !c.wants_write() {
-                c.read_available(cap);
-            }
-            c.pump(handler, &server);
-        }
-        conns.retain(|c| c.phase != Phase::Done && now < c.deadline());
-        if fds[0].revents != 0 && !closed && accept_all::<H>(&listener, &mut conns) {
-            println!(
-                "{}: listener closed, finishing {} connection(s)",
-                H::NAME,
-                conns.iter().filter(|c| c.busy()).count()
-            );
-            closed = true;
+    }
+
+    fn done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    fn deadline(&self) -> Instant {
+        match self.phase {
+            Phase::Lingering => self.linger_until,
+            _ => self.last_active + KEEPALIVE,
         }
     }
 }
 
-/// Accepts what is pending. Returns true once the listener is closed.
-fn accept_all<H: Handler>(listener: &TcpListener, conns: &mut Vec<Conn>) -> bool {
-    while conns.len() < MAX_CONNS {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                if stream.set_nonblocking(true).is_ok() {
-                    conns.push(Conn::new(stream, peer.ip().to_string()));
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            // EINVAL/EBADF: the socket no longer listens.
-            Err(e)
-                if e.kind() == ErrorKind::InvalidInput || e.raw_os_error() == Some(libc::EBADF) =>
-            {
-                return true;
-            }
-            Err(e) => {
-                // Out of descriptors or similar: back off instead of spinning on a ready listener.
-                eprintln!("{}: accept failed: {e}", H::NAME);
-                std::thread::sleep(Duration::from_millis(50));
-                return false;
-            }
+/// Serves `listener` with `handler` until it is closed (the node closes a terminating pod's
+/// listeners, WASI's stand-in for SIGTERM); then finishes the requests in flight, closes idle
+/// keep-alive connections and returns.
+pub fn serve<H: Handler>(listener: TcpListener, handler: &mut H) -> io::Result<()> {
+    let server = format!("wasmkube-{}", H::NAME);
+    // A whole request: head (with the blank lines tolerated before it) plus body.
+    let cap = 2 * http::MAX_HEAD + H::MAX_BODY;
+    event_loop::run(H::NAME, listener, Conn::new, |c, now| {
+        c.last_active = now;
+        if !c.wants_write() {
+            c.read_available(cap);
         }
-    }
-    false
+        c.pump(handler, &server);
+    })
 }
