@@ -182,8 +182,9 @@ pub struct Record {
     pub sidecar: bool,
     /// What the probes of the current run found.
     pub probes: Arc<ProbeState>,
-    /// Its `postStart` hook is still running: the kubelet shows the container as waiting
-    /// (`ContainerCreating`) until the hook is done.
+    /// Its instance is still being created (the image compiling) or its `postStart` hook is
+    /// still running: the container shows as waiting (`ContainerCreating`) until both are
+    /// done, as the kubelet shows it until the process runs and the hook is done.
     pub post_start_pending: bool,
 }
 

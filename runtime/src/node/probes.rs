@@ -103,6 +103,8 @@ pub struct Prober {
     pub kill: CancellationToken,
     /// Cancelled when the run ends: the probes stop.
     pub ended: CancellationToken,
+    /// Cancelled once the instance exists: probing starts then.
+    pub instantiated: CancellationToken,
 }
 
 /// The timing of a probe, with the API's defaults.
@@ -149,6 +151,8 @@ impl Prober {
     }
 
     async fn probe_all(&self) {
+        // Delays count from the moment the container really runs (its image compiled).
+        self.instantiated.cancelled().await;
         let start = tokio::time::Instant::now();
         if let Some(probe) = &self.container.startup_probe {
             if !self.probe(Kind::Startup, probe, start).await {

@@ -323,6 +323,7 @@ impl Worker {
         );
         let drain = CancellationToken::new();
         spec.drain = drain.clone();
+        let instantiated = spec.instantiated.clone();
 
         let seed = format!(
             "{}/{name}/{start}/{}",
@@ -357,28 +358,42 @@ impl Worker {
                 events: self.ctx.events.clone(),
                 object: pod_ref(&self.pod, Some(container_field_path(&name, group))),
                 kill: stop.clone(),
-                ended,
+                ended: ended.clone(),
+                instantiated: instantiated.clone(),
             };
             tokio::spawn(prober.run());
         }
-        if let Some(handler) = Hook::PostStart.handler(container) {
-            self.records_mut(group)[index].post_start_pending = true;
-            self.spawn_post_start(handler.clone(), container.clone(), group, network, stop);
-        }
+        let ended_for_hook = ended;
+        // ContainerCreating until the instance exists and any postStart hook is done.
+        self.records_mut(group)[index].post_start_pending = true;
+        let handler = Hook::PostStart.handler(container).cloned();
+        self.spawn_post_start(
+            handler,
+            container.clone(),
+            group,
+            network,
+            stop,
+            instantiated,
+            ended_for_hook,
+        );
         tracing::info!(container = %name, restart = start, "container started");
         Ok(())
     }
 
-    /// Runs the `postStart` hook beside the container (the worker hears of its end through
-    /// `running.hooks`); if it fails the container is killed (and restarted per the restart
-    /// policy), as the kubelet does.
+    /// Waits for the instance to exist, then runs the `postStart` hook if there is one (the
+    /// worker hears of the end through `running.hooks` and shows the container Running); a
+    /// failed hook kills the container (restarted per the restart policy), as the kubelet
+    /// does.
+    #[allow(clippy::too_many_arguments)]
     fn spawn_post_start(
         &mut self,
-        handler: LifecycleHandler,
+        handler: Option<LifecycleHandler>,
         container: Container,
         group: Group,
         network: PodNetwork,
         stop: CancellationToken,
+        instantiated: CancellationToken,
+        ended: CancellationToken,
     ) {
         let events = self.ctx.events.clone();
         let field = Some(container_field_path(&container.name, group));
@@ -387,6 +402,15 @@ impl Worker {
         let timeout = self.grace_period();
         let target = self.target(&container.name);
         self.running.hooks.spawn(async move {
+            tokio::select! {
+                () = instantiated.cancelled() => {}
+                // It never started (or was stopped first): its exit says why.
+                () = ended.cancelled() => return (group, container.name),
+                () = stop.cancelled() => return (group, container.name),
+            }
+            let Some(handler) = handler else {
+                return (group, container.name);
+            };
             let outcome = tokio::select! {
                 () = stop.cancelled() => return (group, container.name),
                 outcome = lifecycle::run(Hook::PostStart, &handler, &container, network, &target, timeout) => outcome,

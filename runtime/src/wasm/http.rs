@@ -80,6 +80,7 @@ pub(crate) async fn serve(pre: ProxyPre<ComponentState>, spec: ContainerSpec, li
             return Exit::failed(1, message);
         }
     };
+    spec.instantiated.cancel();
     log_line(
         &spec.stdout,
         &format!(

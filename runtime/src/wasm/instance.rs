@@ -77,6 +77,10 @@ pub struct ContainerSpec {
     pub tty: bool,
     /// Cancelled to kill the container (exit 137 within one epoch tick).
     pub stop: CancellationToken,
+    /// A one-shot latch the runtime cancels once the image is compiled and the instance
+    /// exists (a `wasi:http` handler: once it listens), so the container shows Running only
+    /// then. Never cancelled when the container fails to start.
+    pub instantiated: CancellationToken,
     /// Live usage figures, updated while the container runs.
     pub usage: Arc<Usage>,
     /// `requests.cpu` and `limits.cpu`.
@@ -112,6 +116,7 @@ impl ContainerSpec {
             stdin: None,
             tty: false,
             stop: CancellationToken::new(),
+            instantiated: CancellationToken::new(),
             usage: Arc::default(),
             cpu: CpuShare::default(),
             drain: CancellationToken::new(),
@@ -274,6 +279,7 @@ impl ContainerRuntime {
                 let mut store = new_store(engine, state, &spec.stop, &meter);
                 let run = async {
                     let command = pre.instantiate_async(&mut store).await?;
+                    spec.instantiated.cancel();
                     tracing::debug!(
                         start_us = started.elapsed().as_micros() as u64,
                         "container instantiated"
@@ -298,6 +304,7 @@ impl ContainerRuntime {
                 let mut store = new_store(engine, state, &spec.stop, &meter);
                 let run = async {
                     let instance = pre.instantiate_async(&mut store).await?;
+                    spec.instantiated.cancel();
                     let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
                     start.call_async(&mut store, ()).await.map(Ok)
                 };
