@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{Cluster, FAST, OutputExt, eventually, python_path, repo_root, run};
+use crate::support::{Cluster, FAST, OutputExt, eventually, python_path};
 
 #[test]
 fn exec_runs_applets_and_own_commands_in_the_pods_world() {
@@ -128,15 +128,7 @@ fn exec_runs_applets_and_own_commands_in_the_pods_world() {
 
     // The Python client speaks v4.channel.k8s.io.
     let python = python_path("exec::commands").expect("python beside kubectl");
-    let script = repo_root().join("tests/python/exec.py");
-    let out = run(
-        Command::new(python)
-            .arg(script)
-            .arg(cluster.kubeconfig())
-            .env_remove("KUBECONFIG")
-            .env("NO_PROXY", "127.0.0.1,localhost"),
-        None,
-    );
+    let out = cluster.python_script(&python, "exec.py");
     assert!(
         out.stdout_text().contains("python exec: ok"),
         "tests/python/exec.py: {}",
@@ -285,6 +277,14 @@ impl Tmux {
         assert!(self.tmux(&["send-keys", key]).status.success());
     }
 
+    /// After kubectl attached to a shell whose first prompt went out before it did: Enter
+    /// brings a new one, as kubectl's hint says.
+    fn prompt_after_attach(&self) {
+        self.wait_for("If you don't see a command prompt", 1);
+        self.press("Enter");
+        self.wait_for("/ #", 1);
+    }
+
     /// What the terminal shows.
     fn screen(&self) -> String {
         self.tmux(&["capture-pane", "-p", "-S", "-100"])
@@ -374,9 +374,7 @@ fn an_interactive_shell_feels_like_a_terminal() {
         "sh",
     ]);
     let term = Tmux::start("run", &run);
-    term.wait_for("If you don't see a command prompt", 1);
-    term.press("Enter");
-    term.wait_for("/ #", 1);
+    term.prompt_after_attach();
     term.type_text("echo from-$HOSTNAME");
     term.press("Enter");
     term.wait_for("from-tmp", 1);
@@ -397,9 +395,7 @@ fn an_interactive_shell_feels_like_a_terminal() {
         "sh",
     ]);
     let term = Tmux::start("debug", &debug);
-    term.wait_for("If you don't see a command prompt", 1);
-    term.press("Enter");
-    term.wait_for("/ #", 1);
+    term.prompt_after_attach();
     term.type_text("wget -qO- http://localhost/hook.txt");
     term.press("Enter");
     term.wait_for("hooked", 1);

@@ -1,9 +1,7 @@
 //! The official Kubernetes Python client (`kubernetes` from PyPI) against the API server: create,
 //! list with a label selector, watch, patch, delete and NotFound (`tests/python/client.py`).
 
-use std::process::Command;
-
-use crate::support::{Cluster, OutputExt, python_path, repo_root, run};
+use crate::support::{Cluster, OutputExt, python_path};
 
 #[test]
 fn python_client_creates_lists_watches_and_deletes() {
@@ -12,15 +10,7 @@ fn python_client_creates_lists_watches_and_deletes() {
         return;
     };
     let cluster = Cluster::start();
-    let script = repo_root().join("tests/python/client.py");
-    let out = run(
-        Command::new(python)
-            .arg(script)
-            .arg(cluster.kubeconfig())
-            .env_remove("KUBECONFIG")
-            .env("NO_PROXY", "127.0.0.1,localhost"),
-        None,
-    );
+    let out = cluster.python_script(&python, "client.py");
     assert!(
         out.status.success(),
         "tests/python/client.py failed: {}\n--- server stderr (tail)\n{}",

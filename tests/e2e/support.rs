@@ -336,6 +336,18 @@ impl Cluster {
         cmd
     }
 
+    /// Runs `tests/python/SCRIPT` with `python` (the venv's) against this cluster's kubeconfig.
+    pub fn python_script(&self, python: &Path, script: &str) -> Output {
+        run(
+            Command::new(python)
+                .arg(repo_root().join("tests/python").join(script))
+                .arg(self.kubeconfig())
+                .env_remove("KUBECONFIG")
+                .env("NO_PROXY", "127.0.0.1,localhost"),
+            None,
+        )
+    }
+
     /// A kubectl command that must succeed; returns its stdout.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);

@@ -5,6 +5,7 @@
 //! `/apis/{group}/{version}`), and one dispatcher keeps the verb mapping in one place.
 
 pub mod body;
+pub mod decode;
 pub mod delete;
 pub mod discovery;
 pub mod error;

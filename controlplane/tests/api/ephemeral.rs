@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use serde_json::{Value, json};
 
-use crate::support::{Cluster, PodBuilder, api_error};
+use crate::support::{Cluster, PodBuilder, api_error, assert_status};
 
 /// What `kubectl debug -it p --image=wasmkube/toolbox` sends: a two-way strategic merge patch
 /// of the pod with one more ephemeral container.
@@ -150,11 +150,11 @@ async fn existing_ephemeral_containers_may_not_be_removed() {
         )
         .await,
     );
-    assert_eq!(status.code, 422);
-    assert_eq!(status.reason, "Invalid");
-    assert_eq!(
-        status.message,
-        "Pod \"p\" is invalid: spec.ephemeralContainers: Forbidden: existing ephemeral containers \"debugger\" may not be removed"
+    assert_status(
+        &status,
+        422,
+        "Invalid",
+        "Pod \"p\" is invalid: spec.ephemeralContainers: Forbidden: existing ephemeral containers \"debugger\" may not be removed",
     );
     cluster.stop().await;
 }

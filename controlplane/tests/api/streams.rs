@@ -7,7 +7,7 @@ use http_body_util::BodyExt;
 use kube::api::AttachParams;
 use tokio::io::AsyncReadExt;
 
-use crate::support::{Cluster, FakeNode, PodBuilder, api_error, register_node};
+use crate::support::{Cluster, FakeNode, PodBuilder, api_error, assert_status, register_node};
 
 const EXEC_PATH: &str = "/api/v1/namespaces/default/pods/p/exec";
 
@@ -20,9 +20,7 @@ async fn exec_into_a_missing_pod_is_not_found() {
             .exec("nope", ["ls"], &AttachParams::default())
             .await,
     );
-    assert_eq!(status.code, 404);
-    assert_eq!(status.reason, "NotFound");
-    assert_eq!(status.message, "pods \"nope\" not found");
+    assert_status(&status, 404, "NotFound", "pods \"nope\" not found");
     cluster.stop().await;
 }
 
@@ -39,9 +37,12 @@ async fn exec_needs_a_host() {
             .exec("p", ["ls"], &AttachParams::default())
             .await,
     );
-    assert_eq!(status.code, 400);
-    assert_eq!(status.reason, "BadRequest");
-    assert_eq!(status.message, "pod p does not have a host assigned");
+    assert_status(
+        &status,
+        400,
+        "BadRequest",
+        "pod p does not have a host assigned",
+    );
     cluster.stop().await;
 }
 

@@ -235,6 +235,20 @@ async fn speak(mut socket: WebSocket, line: String) {
     let _ = socket.send(Message::Close(None)).await;
 }
 
+/// Asserts a `Status`'s code, reason and message.
+pub fn assert_status(
+    status: &kube::core::Status,
+    code: u16,
+    reason: &str,
+    message: impl AsRef<str>,
+) {
+    assert_eq!(
+        (status.code, status.reason.as_str(), status.message.as_str()),
+        (code, reason, message.as_ref()),
+        "{status:?}"
+    );
+}
+
 /// The Status of a failed call, or a panic naming what happened instead.
 pub fn api_error<T>(result: Result<T, kube::Error>) -> kube::core::Status {
     match result {

@@ -10,6 +10,7 @@
 //! - `worker.rs`: a pod's state machine (Sandbox -> Init -> Main -> Done, Terminating) and
 //!   the one place its status is written; `start.rs`: starting one container; `stop.rs`:
 //!   exits, restarts, graceful deletion;
+//!   `ephemeral.rs`: `kubectl debug`'s ephemeral containers;
 //!   `container.rs`: one container's states, restart count and CrashLoopBackOff;
 //!   `lifecycle.rs`: postStart/preStop hooks (exec, httpGet, sleep); `probes.rs`: startup,
 //!   readiness and liveness probes;
@@ -21,13 +22,15 @@
 //!   `metrics.rs`: CPU and memory usage per container (`/metrics/resource`);
 //!   `server.rs`: the node's HTTP endpoint (`/containerLogs`, `/metrics/resource`, `/healthz`);
 //! - `exec.rs`: running commands inside a running container (exec, exec probes and hooks);
-//!   `stream.rs`: the exec and attach WebSocket sessions; `terminal.rs`: the host-side line
-//!   discipline of `-t`; `attach.rs`: the streams of a `stdin: true` container.
+//!   `stream.rs`: the exec and attach endpoints, `session.rs` their WebSocket side;
+//!   `terminal.rs`: the host-side line discipline of `-t`; `attach.rs`: the streams of a
+//!   `stdin: true` container.
 
 mod attach;
 pub mod config;
 pub mod container;
 pub mod env;
+mod ephemeral;
 pub mod events;
 pub mod exec;
 pub mod ipam;
@@ -40,6 +43,7 @@ pub mod probes;
 pub mod register;
 pub mod sandbox;
 pub mod server;
+mod session;
 mod start;
 pub mod status;
 mod stop;

@@ -19,6 +19,11 @@ use std::path::{Component, Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Container;
 
+use std::time::Instant;
+
+use super::events::EventType;
+use super::volumes;
+use super::worker::{Stage, Worker};
 use crate::wasm::Mount;
 
 /// Where the service-account files appear in a container.
@@ -227,6 +232,66 @@ pub fn mounts(
         });
     }
     Ok(out)
+}
+
+/// Preparing the sandbox of a pod (its IP, directories and volumes) and refreshing its
+/// configMap/secret volumes.
+impl Worker {
+    /// Allocates the IP, creates the directories and volumes. Returns whether it is ready.
+    pub(super) async fn prepare_sandbox(&mut self) -> bool {
+        let allocated = self
+            .ctx
+            .ipam
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allocate(&self.uid);
+        let result = match allocated {
+            Ok(ip) => {
+                self.pod_ip = Some(ip);
+                match self.dirs.create() {
+                    Ok(()) => self
+                        .refresh_volumes_inner()
+                        .await
+                        .map_err(|e| ("FailedMount", e.to_string())),
+                    Err(e) => Err(("FailedCreatePodSandBox", e.to_string())),
+                }
+            }
+            Err(e) => Err(("FailedCreatePodSandBox", e.to_string())),
+        };
+        match result {
+            Ok(()) => true,
+            Err((reason, message)) => {
+                tracing::warn!(reason, %message, "pod sandbox not ready");
+                self.event(None, EventType::Warning, reason, message);
+                self.stage = Stage::Sandbox {
+                    retry_at: Some(Instant::now() + self.ctx.config.backoff_base),
+                };
+                false
+            }
+        }
+    }
+
+    async fn refresh_volumes_inner(&mut self) -> Result<(), volumes::Error> {
+        let facts = self.facts();
+        let (volumes, service_account) = volumes::materialise(
+            &self.objects,
+            &self.pod,
+            &facts,
+            &self.dirs,
+            self.ctx.config.allow_host_path,
+        )
+        .await?;
+        self.volumes = volumes;
+        self.service_account = service_account;
+        Ok(())
+    }
+
+    /// The periodic refresh of configMap/secret volumes; failures keep the old files.
+    pub(super) async fn refresh_volumes(&mut self) {
+        if let Err(e) = self.refresh_volumes_inner().await {
+            self.event(None, EventType::Warning, "FailedMount", e.to_string());
+        }
+    }
 }
 
 #[cfg(test)]

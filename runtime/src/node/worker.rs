@@ -34,7 +34,7 @@ use super::ipam::Ipam;
 use super::logs::{ContainerLog, LogStore};
 use super::sandbox::{PodDirs, VolumeDir};
 use super::status::{self, Observed};
-use super::volumes::{self, Objects};
+use super::volumes::Objects;
 use crate::images::ImageSource;
 use crate::wasm::{ContainerRuntime, Exit};
 
@@ -416,62 +416,6 @@ impl Worker {
         }
     }
 
-    /// Allocates the IP, creates the directories and volumes. Returns whether it is ready.
-    async fn prepare_sandbox(&mut self) -> bool {
-        let allocated = self
-            .ctx
-            .ipam
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .allocate(&self.uid);
-        let result = match allocated {
-            Ok(ip) => {
-                self.pod_ip = Some(ip);
-                match self.dirs.create() {
-                    Ok(()) => self
-                        .refresh_volumes_inner()
-                        .await
-                        .map_err(|e| ("FailedMount", e.to_string())),
-                    Err(e) => Err(("FailedCreatePodSandBox", e.to_string())),
-                }
-            }
-            Err(e) => Err(("FailedCreatePodSandBox", e.to_string())),
-        };
-        match result {
-            Ok(()) => true,
-            Err((reason, message)) => {
-                tracing::warn!(reason, %message, "pod sandbox not ready");
-                self.event(None, EventType::Warning, reason, message);
-                self.stage = Stage::Sandbox {
-                    retry_at: Some(Instant::now() + self.ctx.config.backoff_base),
-                };
-                false
-            }
-        }
-    }
-
-    async fn refresh_volumes_inner(&mut self) -> Result<(), volumes::Error> {
-        let facts = self.facts();
-        let (volumes, service_account) = volumes::materialise(
-            &self.objects,
-            &self.pod,
-            &facts,
-            &self.dirs,
-            self.ctx.config.allow_host_path,
-        )
-        .await?;
-        self.volumes = volumes;
-        self.service_account = service_account;
-        Ok(())
-    }
-
-    /// The periodic refresh of configMap/secret volumes; failures keep the old files.
-    async fn refresh_volumes(&mut self) {
-        if let Err(e) = self.refresh_volumes_inner().await {
-            self.event(None, EventType::Warning, "FailedMount", e.to_string());
-        }
-    }
-
     /// Writes the status if it changed since the last write (merge patch of `status`).
     pub(super) async fn write_status(&mut self) {
         let now = Instant::now();
@@ -568,49 +512,6 @@ impl Worker {
             Group::Init => &mut self.init,
             Group::Main => &mut self.containers,
             Group::Ephemeral => &mut self.ephemeral,
-        }
-    }
-
-    /// Starts the ephemeral containers added to the spec since (`kubectl debug`); each
-    /// runs once.
-    async fn start_ephemeral(&mut self, now: Instant) {
-        let added: Vec<(String, String)> = self
-            .pod
-            .spec
-            .iter()
-            .flat_map(|s| s.ephemeral_containers.iter().flatten())
-            .filter(|c| !self.ephemeral.iter().any(|r| r.name == c.name))
-            .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
-            .collect();
-        for (name, image) in added {
-            let c = &self.ctx.config;
-            let backoff = Backoff::new(c.backoff_base, c.backoff_max, c.backoff_reset);
-            let mut record = Record::new(&name, false, &image, backoff, "ContainerCreating");
-            record.ephemeral = true;
-            // One that ran before an agent restart stays as it ended.
-            let previous = self.pod.status.as_ref().and_then(|s| {
-                s.ephemeral_container_statuses
-                    .iter()
-                    .flatten()
-                    .find(|s| s.name == name)
-            });
-            if let Some(previous) = previous {
-                record.adopt(previous, "Never");
-                if record.ran_before && record.terminated().is_none() {
-                    let last = record.last.take();
-                    if let Some(last) = last {
-                        record.state = State::Terminated(last);
-                    }
-                }
-            }
-            self.ephemeral.push(record);
-        }
-        for i in 0..self.ephemeral.len() {
-            if let State::Waiting { retry_at, .. } = &self.ephemeral[i].state
-                && retry_at.is_none_or(|t| t <= now)
-            {
-                self.start(Group::Ephemeral, i).await;
-            }
         }
     }
 
