@@ -41,6 +41,26 @@ sleep 2
 echo "== wasmkube logs web-and-client -c client (the web container's page, fetched over localhost)"
 "$bin" logs web-and-client -c client --tail 6
 echo
+wasm=${CARGO_TARGET_DIR:-target}/wasm-examples/wasm32-wasip2/release/web.wasm
+echo "== wasmkube image import my-web:v1 $wasm (your own wasm; here a guest the build made)"
+"$bin" image import my-web:v1 "$wasm"
+"$bin" image ls
+"$bin" apply -f - <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata:
+  name: my-web
+spec:
+  containers:
+  - name: web
+    image: my-web:v1
+YAML
+for _ in $(seq 1 100); do
+  "$bin" get pod my-web 2>/dev/null | grep -q Running && break
+  sleep 0.1
+done
+"$bin" describe pod my-web | sed -n '/^Events:/,$p'
+echo
 echo "The cluster is running: export KUBECONFIG=$KUBECONFIG and use kubectl or wasmkube."
 echo "Ctrl-C stops it."
 wait $pid

@@ -49,6 +49,12 @@ if ! command -v tmux >/dev/null; then
 fi
 tmux -V
 
+section "docker-registry (a real OCI registry the image pull tests push to and pull from)"
+if ! [ -x /usr/bin/docker-registry ]; then
+    (apt-get update -qq && apt-get install -y -qq docker-registry) >/dev/null
+fi
+/usr/bin/docker-registry --version
+
 section "cargo fmt"
 cargo fmt --all --check
 cargo fmt --manifest-path wasm-examples/Cargo.toml --all --check

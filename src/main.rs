@@ -192,8 +192,10 @@ async fn serve(config: server::Config) -> Result<(), server::Error> {
 async fn up(args: UpArgs) -> anyhow::Result<()> {
     let config = args.server.config();
     let data_dir = config.data_dir.clone();
-    let (runtime, images) = args.node.runtime(&data_dir, args.nodes)?;
     let mut plane = ControlPlane::start(config).await?;
+    let (runtime, puller) = args
+        .node
+        .runtime(&data_dir, args.nodes, authority(&plane.url))?;
     plane.start_binder(args.binder_resync);
     println!("wasmkube: API server ready at {}", plane.url);
     let agents = CancellationToken::new();
@@ -207,7 +209,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         tasks.push(node::spawn_agent(
             client,
             runtime.clone(),
-            images.clone(),
+            puller.clone(),
             node_config,
             agents.clone(),
         ));
@@ -238,14 +240,27 @@ async fn join(args: NodeCmd) -> anyhow::Result<()> {
         .data_dir
         .unwrap_or_else(|| server::default_data_dir().join("nodes").join(&name));
     let config = args.node.config(name, args.address, data_dir)?;
-    let (runtime, images) = args.node.runtime(&config.data_dir, 1)?;
+    let (runtime, puller) = args
+        .node
+        .runtime(&config.data_dir, 1, authority(&args.server))?;
     let shutdown = CancellationToken::new();
-    let agent = node::spawn_agent(client, runtime, images, config, shutdown.clone());
+    let agent = node::spawn_agent(client, runtime, puller, config, shutdown.clone());
     println!("wasmkube: node agent started (server {})", args.server);
     wait_for_signal().await;
     shutdown.cancel();
     let _ = agent.await;
     Ok(())
+}
+
+/// `host:port` of an API server URL: where its image store (`/v2/`) is.
+fn authority(url: &str) -> Option<String> {
+    let uri: http::Uri = url.parse().ok()?;
+    let authority = uri.authority()?;
+    Some(match authority.port_u16() {
+        Some(_) => authority.to_string(),
+        None if uri.scheme_str() == Some("http") => format!("{}:80", authority.host()),
+        None => format!("{}:443", authority.host()),
+    })
 }
 
 async fn wait_for_signal() {

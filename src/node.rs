@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use clap::Args;
 use runtime::images::Images;
+use runtime::images::local::LocalImages;
+use runtime::images::pull::Puller;
+use runtime::images::registry::Registries;
 use runtime::node::{self, NodeConfig};
 use runtime::wasm::{ContainerRuntime, EngineConfig, WasmEngine};
 use tokio_util::sync::CancellationToken;
@@ -65,6 +68,10 @@ pub struct NodeArgs {
     /// Where compiled images (`.cwasm`) are cached [default: DATA_DIR/cache]; clusters may share one.
     #[arg(long)]
     pub compile_cache: Option<PathBuf>,
+    /// A registry (`host:port`) to pull from over plain HTTP; repeatable. Loopback
+    /// registries and the cluster's own image store always are.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub insecure_registries: Vec<String>,
 }
 
 /// Why a node agent could not start.
@@ -126,12 +133,15 @@ impl NodeArgs {
     }
 
     /// The process's one wasm runtime (engine + compile cache under `data_dir/cache`), shared by
-    /// every in-process agent, and the image sources.
+    /// every in-process agent, and its image puller: pulled images under
+    /// `data_dir/node-images`, the cluster's image store at `cluster_registry` (the API
+    /// server's `host:port`).
     pub fn runtime(
         &self,
         data_dir: &Path,
         agents: u32,
-    ) -> Result<(Arc<ContainerRuntime>, Arc<Images>), Error> {
+        cluster_registry: Option<String>,
+    ) -> Result<(Arc<ContainerRuntime>, Arc<Puller>), Error> {
         let max_memory_bytes = node::config::quantity_bytes(&self.default_memory_limit)
             .ok_or_else(|| Error::Quantity {
                 flag: "--default-memory-limit",
@@ -147,10 +157,12 @@ impl NodeArgs {
             .clone()
             .unwrap_or_else(|| data_dir.join("cache"));
         let runtime = ContainerRuntime::new(engine, Some(&cache))?;
-        Ok((
-            Arc::new(runtime),
-            Arc::new(Images::builtin(self.allow_file_images)),
-        ))
+        let puller = Puller::new(
+            LocalImages::new(data_dir.join("node-images")),
+            Images::builtin(self.allow_file_images),
+            Registries::new(cluster_registry, self.insecure_registries.clone()),
+        );
+        Ok((Arc::new(runtime), Arc::new(puller)))
     }
 }
 
@@ -158,13 +170,13 @@ impl NodeArgs {
 pub fn spawn_agent(
     client: kube::Client,
     runtime: Arc<ContainerRuntime>,
-    images: Arc<Images>,
+    puller: Arc<Puller>,
     config: NodeConfig,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let name = config.name.clone();
-        if let Err(e) = node::run(client, runtime, images, config, shutdown).await {
+        if let Err(e) = node::run(client, runtime, puller, config, shutdown).await {
             tracing::error!(node = %name, error = %anyhow::Error::from(e), "node agent stopped");
         }
     })

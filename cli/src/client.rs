@@ -27,6 +27,8 @@ pub struct Cluster {
     pub client: Client,
     /// The context's namespace, `default` when it names none.
     pub default_namespace: String,
+    /// The API server's URL.
+    pub url: http::Uri,
 }
 
 impl Cluster {
@@ -41,10 +43,12 @@ impl Cluster {
                 .await
                 .map_err(Error::KubeconfigInvalid)?;
         let default_namespace = config.default_namespace.clone();
+        let url = config.cluster_url.clone();
         let client = Client::try_from(config)?;
         Ok(Self {
             client,
             default_namespace,
+            url,
         })
     }
 

@@ -1,4 +1,5 @@
-//! wasmkube's kubectl-style client verbs: `apply`, `get`, `describe`, `delete`, `scale`, `logs`.
+//! wasmkube's kubectl-style client verbs: `apply`, `get`, `describe`, `delete`, `scale`, `logs`,
+//! and `image` (the cluster's image store, `image.rs`).
 //!
 //! They talk to any Kubernetes-compatible API server through kube-rs, resolve resource types
 //! through the server's discovery (so short names such as `po` and `deploy` work), and print
@@ -15,9 +16,11 @@ mod delete;
 mod describe;
 mod error;
 mod get;
+mod image;
 mod logs;
 mod manifest;
 mod print;
+mod progress;
 mod resource;
 mod scale;
 
@@ -25,6 +28,7 @@ pub use apply::ApplyArgs;
 pub use delete::{Cascade, DeleteArgs};
 pub use describe::DescribeArgs;
 pub use get::{GetArgs, OutputFormat};
+pub use image::ImageArgs;
 pub use logs::LogsArgs;
 pub use scale::ScaleArgs;
 
@@ -43,6 +47,8 @@ pub enum Command {
     Scale(ScaleArgs),
     /// Print a container's logs (like `kubectl logs`).
     Logs(LogsArgs),
+    /// Manage the cluster's images: import a wasm file, push to a registry, list, remove.
+    Image(ImageArgs),
 }
 
 /// The error [`run`] returns once it has printed what went wrong to stderr (kubectl's
@@ -82,5 +88,6 @@ async fn dispatch(command: Command, cluster: &client::Cluster) -> Result<(), err
         Command::Delete(args) => delete::run(args, cluster).await,
         Command::Scale(args) => scale::run(args, cluster).await,
         Command::Logs(args) => logs::run(args, cluster).await,
+        Command::Image(args) => image::run(args, cluster).await,
     }
 }

@@ -1,6 +1,6 @@
 //! Starting and stopping the control plane: open the store, serve the API, create the objects
 //! every cluster has (the four system namespaces, the `kubernetes` Service), write the
-//! kubeconfig and run the built-in controllers.
+//! kubeconfig and run the built-in controllers. The image store lives in `DATA_DIR/images`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -17,6 +17,7 @@ use crate::apiserver::error::ApiError;
 use crate::apiserver::request::{Query, Target};
 use crate::apiserver::{self, ApiState, Options, objects};
 use crate::controllers;
+use crate::images::{DEFAULT_MAX_BLOB, ImageStore};
 use crate::store::Store;
 use crate::store::redb::RedbStore;
 
@@ -69,6 +70,15 @@ pub enum Error {
         /// Why.
         #[source]
         source: std::io::Error,
+    },
+    /// The image store's directory could not be prepared.
+    #[error("cannot open the image store {path}")]
+    Images {
+        /// The image store's directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: crate::images::Error,
     },
     /// `/readyz` never answered.
     #[error("the API server at {0} did not become ready")]
@@ -155,6 +165,13 @@ impl ControlPlane {
                     source,
                 })?
         };
+        let image_dir = config.data_dir.join("images");
+        let images = ImageStore::open(image_dir.clone(), DEFAULT_MAX_BLOB)
+            .await
+            .map_err(|source| Error::Images {
+                path: image_dir.clone(),
+                source,
+            })?;
         let address = SocketAddr::new(config.address, config.port);
         let listener = tokio::net::TcpListener::bind(address)
             .await
@@ -169,9 +186,11 @@ impl ControlPlane {
             max_watch: config.max_watch,
             server_address: local.to_string(),
             cluster_cidr: config.cluster_cidr,
+            image_dir: Some(image_dir),
+            max_image_blob: DEFAULT_MAX_BLOB,
         };
         let store: Arc<dyn Store> = Arc::new(store);
-        let state = ApiState::new(store, options, shutdown.clone());
+        let state = ApiState::with_images(store, options, shutdown.clone(), images);
         bootstrap(&state, local).await?;
         let kubeconfig = config.data_dir.join("kubeconfig");
         write_kubeconfig(&kubeconfig, &url)?;

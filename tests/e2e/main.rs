@@ -9,12 +9,14 @@
 mod cli;
 mod errors;
 mod exec;
+mod guests;
 mod http;
 mod images;
 mod kubectl;
 mod lifecycle;
 mod pods;
 mod python;
+mod registry;
 mod restart;
 mod server;
 mod support;

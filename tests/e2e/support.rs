@@ -53,6 +53,12 @@ fn find_peer(test: &str, env_var: &str, default: &str) -> Option<PathBuf> {
     None
 }
 
+/// Docker's registry (`apt-get install docker-registry`), or `None` (after printing a skip
+/// line) when it is missing outside CI.
+pub fn registry_path(test: &str) -> Option<PathBuf> {
+    find_peer(test, "WASMKUBE_REGISTRY", "/usr/bin/docker-registry")
+}
+
 /// The kubectl 1.37 binary, or `None` (after printing a skip line) when it is missing outside CI.
 pub fn kubectl_path(test: &str) -> Option<PathBuf> {
     let path = find_peer(test, "WASMKUBE_KUBECTL", ".venv/bin/kubectl")?;
@@ -466,6 +472,13 @@ impl Cluster {
         let status = wait_timeout(&mut server.child, Duration::from_secs(10));
         let log = server.stderr();
         status.unwrap_or_else(|| panic!("server ignored SIGTERM for 10 s\n--- stderr\n{log}"))
+    }
+
+    /// Kills the server with SIGKILL (`kill -9`: no shutdown, no flush) and waits for it.
+    pub fn kill(&mut self) {
+        let mut server = self.server.take().expect("the server is running");
+        server.child.kill().expect("kill -9 the server");
+        let _ = server.child.wait();
     }
 
     /// Starts the server again on the same data directory (after [`Cluster::stop`]).

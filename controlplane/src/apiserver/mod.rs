@@ -23,6 +23,7 @@ pub mod subresources;
 pub mod table;
 pub mod watch;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 use self::error::ApiError;
 use self::objects::{Change, Part};
 use self::request::{Query, Target};
+use crate::images::{self, ImageStore};
 use crate::registry::Registry;
 use crate::store::Store;
 
@@ -52,6 +54,11 @@ pub struct Options {
     pub server_address: String,
     /// The pod address range node IPAM hands /16s out of.
     pub cluster_cidr: crate::registry::ClusterCidr,
+    /// Where the image store (`/v2/`) keeps its files; `None`: a temporary directory removed
+    /// with the state (tests).
+    pub image_dir: Option<PathBuf>,
+    /// The largest blob the image store accepts, in bytes.
+    pub max_image_blob: u64,
 }
 
 impl Default for Options {
@@ -61,6 +68,8 @@ impl Default for Options {
             max_watch: Duration::from_secs(1800),
             server_address: "127.0.0.1:6443".into(),
             cluster_cidr: crate::registry::ClusterCidr::default(),
+            image_dir: None,
+            max_image_blob: images::DEFAULT_MAX_BLOB,
         }
     }
 }
@@ -80,11 +89,28 @@ pub struct ApiState {
     pub shutdown: CancellationToken,
     /// Nodes' recent refusals of exec/attach handshakes, for kubectl's SPDY retry.
     pub stream_refusals: stream::RecentRefusals,
+    /// The image store the distribution API (`/v2/`) serves.
+    pub images: ImageStore,
 }
 
 impl ApiState {
-    /// A state over `store` with the default registry.
+    /// A state over `store` with the default registry, and an image store at
+    /// `options.image_dir` (created as it is first written) or in a temporary directory.
     pub fn new(store: Arc<dyn Store>, options: Options, shutdown: CancellationToken) -> Arc<Self> {
+        let images = match &options.image_dir {
+            Some(dir) => ImageStore::at(dir.clone(), options.max_image_blob),
+            None => ImageStore::temporary(options.max_image_blob),
+        };
+        Self::with_images(store, options, shutdown, images)
+    }
+
+    /// A state over `store` and an already opened image store.
+    pub fn with_images(
+        store: Arc<dyn Store>,
+        options: Options,
+        shutdown: CancellationToken,
+        images: ImageStore,
+    ) -> Arc<Self> {
         Arc::new(Self {
             registry: Registry::new(),
             store,
@@ -92,6 +118,7 @@ impl ApiState {
             allocation: tokio::sync::Mutex::new(()),
             shutdown,
             stream_refusals: stream::RecentRefusals::default(),
+            images,
         })
     }
 }
@@ -104,9 +131,14 @@ pub fn router(state: Arc<ApiState>) -> Router {
 async fn handle(State(state): State<Arc<ApiState>>, request: Request) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let response = match dispatch(&state, request).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
+    // The image store's registry API has its own paths and error bodies (OCI, not Status).
+    let response = if images::distribution::handles(&path) {
+        images::distribution::serve(&state.images, request).await
+    } else {
+        match dispatch(&state, request).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        }
     };
     let code = response.status();
     if code.is_server_error() {

@@ -15,6 +15,11 @@
 //! Manifests from tutorials say `nginx` and `busybox`: the catalog serves those Docker Hub
 //! names (any tag, also as `docker.io/library/...`) with the built-in guest that does their
 //! job, a *stand-in* ([`stand_in`]); the node agent announces it with an Event on the pod.
+//!
+//! Everything else comes from an OCI registry ([`registry`], the wasm layout in [`oci`]):
+//! the cluster's own image store for names without a registry host, else the registry the
+//! name gives. [`pull::Puller`] is the kubelet's side of it (`imagePullPolicy`,
+//! `imagePullSecrets`, the node's copies in [`local`]).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -23,7 +28,11 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 
 pub mod commands;
+pub mod local;
+pub mod oci;
+pub mod pull;
 mod reference;
+pub mod registry;
 #[cfg(test)]
 use reference::valid_path_component;
 pub use reference::{ImageName, Reference};

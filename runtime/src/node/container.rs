@@ -58,6 +58,16 @@ impl Backoff {
     }
 }
 
+impl Backoff {
+    /// The delay before pulling again after `failures` failed pulls in a row: the same
+    /// timers, doubling from the first failure (the kubelet's image back-off).
+    pub fn image_delay(&self, failures: u32) -> Duration {
+        self.base
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
+            .min(self.max)
+    }
+}
+
 /// Whether a container that exited with `code` runs again under `restart_policy`.
 pub fn should_restart(restart_policy: &str, code: i32) -> bool {
     match restart_policy {
@@ -186,6 +196,10 @@ pub struct Record {
     /// still running: the container shows as waiting (`ContainerCreating`) until both are
     /// done, as the kubelet shows it until the process runs and the hook is done.
     pub post_start_pending: bool,
+    /// Image pulls that failed in a row (the image back-off doubles with each).
+    pub pull_failures: u32,
+    /// No pull is tried before this: the container shows `ImagePullBackOff` until then.
+    pub pull_backoff_until: Option<Instant>,
 }
 
 impl Record {
@@ -210,6 +224,8 @@ impl Record {
             sidecar: false,
             probes: Arc::default(),
             post_start_pending: false,
+            pull_failures: 0,
+            pull_backoff_until: None,
         }
     }
 

@@ -107,7 +107,7 @@ pub enum Error {
 pub async fn run(
     client: kube::Client,
     runtime: Arc<crate::wasm::ContainerRuntime>,
-    images: Arc<dyn crate::images::ImageSource>,
+    puller: Arc<crate::images::pull::Puller>,
     config: NodeConfig,
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
@@ -191,7 +191,8 @@ pub async fn run(
     ));
     let usages = metrics::Usages::new();
     let guests = crate::wasm::GuestExecutor::new(config.cpu_millis).map_err(Error::Executor)?;
-    let exec = exec::Exec::new(runtime.clone(), guests.handle().clone(), images.clone());
+    let builtin: Arc<dyn crate::images::ImageSource> = Arc::new(puller.builtin().clone());
+    let exec = exec::Exec::new(runtime.clone(), guests.handle().clone(), builtin);
     let router = server::router(logs.clone(), usages.clone(), exec.clone());
     let server_stop = stop.clone();
     tasks.spawn(async move {
@@ -206,7 +207,7 @@ pub async fn run(
         client,
         runtime,
         guests,
-        images,
+        puller,
         config,
         ipam: Mutex::new(ipam),
         logs,

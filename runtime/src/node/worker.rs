@@ -35,7 +35,7 @@ use super::logs::{ContainerLog, LogStore};
 use super::sandbox::{PodDirs, VolumeDir};
 use super::status::{self, Observed};
 use super::volumes::Objects;
-use crate::images::ImageSource;
+use crate::images::pull::Puller;
 use crate::wasm::{ContainerRuntime, Exit};
 
 /// What the whole node shares with its pod workers.
@@ -46,8 +46,8 @@ pub struct Context {
     pub runtime: Arc<ContainerRuntime>,
     /// Where this node's containers run (sized by `--node-cpu`).
     pub guests: crate::wasm::GuestExecutor,
-    /// Resolves images.
-    pub images: Arc<dyn ImageSource>,
+    /// Pulls images (`imagePullPolicy`, pull secrets, the node's copies).
+    pub puller: Arc<Puller>,
     /// The node's configuration.
     pub config: NodeConfig,
     /// Pod IPs. A plain mutex: allocations are short and never held across `.await`.
