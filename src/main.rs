@@ -61,6 +61,16 @@ struct ServerArgs {
     /// The pod address range inside 127/8; each node gets a /16 of it.
     #[arg(long, default_value = "127.64.0.0/10")]
     cluster_cidr: controlplane::registry::ClusterCidr,
+    /// How long a node's Lease may go unrenewed before it is `Ready=Unknown` and tainted
+    /// unreachable (its pods are then evicted after their toleration, 300 s by default).
+    #[arg(long, default_value = "50s", value_parser = parse_duration)]
+    node_monitor_grace_period: Duration,
+    /// How often node health is checked.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    node_monitor_period: Duration,
+    /// How often controllers re-examine every object even when nothing changed.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    min_resync_period: Duration,
 }
 
 #[derive(Args, Debug)]
@@ -121,6 +131,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl ServerArgs {
+    fn controllers(&self) -> controlplane::controllers::ControllerOptions {
+        controlplane::controllers::ControllerOptions {
+            node_monitor_grace_period: self.node_monitor_grace_period,
+            node_monitor_period: self.node_monitor_period,
+            resync: self.min_resync_period,
+        }
+    }
+
     fn config(&self) -> server::Config {
         server::Config {
             address: self.address,
@@ -158,7 +176,9 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Server(args) => serve(args.config()).await.map_err(anyhow::Error::from),
+            Command::Server(args) => serve(args.config(), args.controllers())
+                .await
+                .map_err(anyhow::Error::from),
             Command::Up(args) => up(args).await,
             Command::Node(args) => join(args).await,
             Command::Client(command) => cli::run(command, cli.kubeconfig).await,
@@ -177,8 +197,12 @@ fn main() -> std::process::ExitCode {
 }
 
 /// Runs the control plane until Ctrl-C or SIGTERM.
-async fn serve(config: server::Config) -> Result<(), server::Error> {
-    let plane = ControlPlane::start(config).await?;
+async fn serve(
+    config: server::Config,
+    controllers: controlplane::controllers::ControllerOptions,
+) -> Result<(), server::Error> {
+    let mut plane = ControlPlane::start(config).await?;
+    plane.start_controllers(controllers);
     println!("wasmkube: API server ready at {}", plane.url);
     println!("wasmkube: kubeconfig at {}", plane.kubeconfig.display());
     wait_for_signal().await;
@@ -193,6 +217,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let config = args.server.config();
     let data_dir = config.data_dir.clone();
     let mut plane = ControlPlane::start(config).await?;
+    plane.start_controllers(args.server.controllers());
     let (runtime, puller) = args
         .node
         .runtime(&data_dir, args.nodes, authority(&plane.url))?;

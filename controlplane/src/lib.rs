@@ -8,5 +8,6 @@ pub mod apiserver;
 pub mod controllers;
 pub mod images;
 pub mod registry;
+pub mod scheduler;
 pub mod server;
 pub mod store;

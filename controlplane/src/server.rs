@@ -230,6 +230,37 @@ impl ControlPlane {
         self.tasks.push(tokio::spawn(task));
     }
 
+    /// Starts the controller manager's controllers (ReplicaSet and ReplicationController,
+    /// Deployment, garbage collector, node lifecycle, disruption), each an API client like
+    /// any other, as `wasmkube server` and `wasmkube up` do.
+    pub fn start_controllers(&mut self, options: controllers::ControllerOptions) {
+        let stop = &self.shutdown;
+        let client = self.client();
+        self.tasks.extend([
+            tokio::spawn(controllers::replicaset::run(
+                client.clone(),
+                options.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(controllers::deployment::run(
+                client.clone(),
+                options.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(controllers::garbage_collector::run(
+                client.clone(),
+                options.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(controllers::node_lifecycle::run(
+                client.clone(),
+                options.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(controllers::disruption::run(client, options, stop.clone())),
+        ]);
+    }
+
     /// A token that stops the control plane when cancelled.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()

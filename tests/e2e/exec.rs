@@ -408,6 +408,22 @@ fn an_interactive_shell_feels_like_a_terminal() {
         "4",
     );
     assert_eq!(cluster.phase("web"), "Running", "the pod runs on");
+
+    // The seed notes' busybox pod (`sleep 3600`), and their `kubectl exec -it dns-test -- sh`.
+    cluster.apply_manifest("seed-dns-test.yaml");
+    cluster.wait_running("dns-test");
+    let term = Tmux::start(
+        "seed",
+        &cluster.kubectl_command(&["exec", "-it", "dns-test", "--", "sh"]),
+    );
+    term.wait_for("/ #", 1);
+    term.type_text("echo in-$HOSTNAME; ls /var/run/secrets/kubernetes.io/serviceaccount");
+    term.press("Enter");
+    let screen = term.wait_for("in-dns-test", 1);
+    assert!(screen.contains("namespace"), "{screen}");
+    term.press("C-d");
+    term.wait_for("[exited 0]", 1);
+
     eventually(Duration::from_secs(30), || {
         let out = cluster.kubectl(&["get", "pod", "tmp"]);
         if out.status.success() {

@@ -1,8 +1,49 @@
 //! Controllers that run inside the control plane process.
 //!
-//! Most controllers (from the scheduler issue on) talk to the API like any client; the
-//! namespace controller is owned by the API server itself, as kube-apiserver's namespace
-//! lifecycle is, and works on the [`ApiState`](crate::apiserver::ApiState) directly.
+//! Most controllers talk to the API like any client (a `kube::Client`, in-process in
+//! `wasmkube up` and `wasmkube server` alike): [`replicaset`] (ReplicaSets and
+//! ReplicationControllers), [`deployment`], [`garbage_collector`] (cascading deletion through
+//! `ownerReferences`), [`node_lifecycle`] (unreachable nodes, taints, evictions) and
+//! [`disruption`] (PodDisruptionBudget status). The scheduler is one more such client
+//! (`crate::scheduler`). The namespace controller is owned by the API server itself, as
+//! kube-apiserver's namespace lifecycle is, and works on the
+//! [`ApiState`](crate::apiserver::ApiState) directly.
+//!
+//! Every timer is in [`ControllerOptions`], so tests shorten them; the defaults are
+//! Kubernetes'.
+
+use std::time::Duration;
 
 pub mod binder;
+pub mod deployment;
+pub mod disruption;
+pub mod events;
+pub mod garbage_collector;
 pub mod namespace;
+pub mod node_lifecycle;
+pub mod pods;
+pub mod replicaset;
+pub mod rollout;
+pub mod selector;
+
+/// The controllers' timers (kube-controller-manager's flags of the same names).
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    /// How long a node's Lease may go unrenewed before the node is `Ready=Unknown` and
+    /// tainted unreachable (`--node-monitor-grace-period`, 50 s since Kubernetes 1.32).
+    pub node_monitor_grace_period: Duration,
+    /// How often node health is checked (`--node-monitor-period`, 5 s).
+    pub node_monitor_period: Duration,
+    /// How often every controller re-examines everything even when nothing changed.
+    pub resync: Duration,
+}
+
+impl Default for ControllerOptions {
+    fn default() -> Self {
+        ControllerOptions {
+            node_monitor_grace_period: Duration::from_secs(50),
+            node_monitor_period: Duration::from_secs(5),
+            resync: Duration::from_secs(300),
+        }
+    }
+}

@@ -206,12 +206,24 @@ impl Puller {
             });
         };
         let written = reference.to_string();
+        // Built-in images have no registry host; stand-ins may (`registry.k8s.io/hpa-example`),
+        // and win over their registry, which a wasm node could not run anyway.
+        let stand_in = super::stand_in(reference).is_some();
         let built_in = || async {
-            if name.registry.is_some() {
+            if name.registry.is_some() && !stand_in {
                 return None;
             }
             self.builtin.resolve(reference).await.ok()
         };
+        if name.registry.is_some()
+            && stand_in
+            && let Some(image) = built_in().await
+        {
+            return Ok(Pulled {
+                image,
+                origin: Origin::BuiltIn,
+            });
+        }
         if policy != PullPolicy::Always
             && let Some(image) = self.local.by_reference(&written).await
         {
@@ -433,6 +445,20 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(web.origin, Origin::BuiltIn);
+        // A stand-in whose name has a registry host never asks that registry.
+        let hpa = puller
+            .pull(
+                &parse("registry.k8s.io/hpa-example"),
+                PullPolicy::Always,
+                &[],
+                quiet,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (hpa.origin, hpa.image.name.as_str()),
+            (Origin::BuiltIn, "wasmkube/web:latest")
+        );
         let err = puller
             .pull(&parse("my-app:v1"), PullPolicy::Never, &[], quiet)
             .await
