@@ -71,6 +71,9 @@ struct ServerArgs {
     /// How often controllers re-examine every object even when nothing changed.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     min_resync_period: Duration,
+    /// How often the scheduler retries pods that fit nowhere, when nothing else changed.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    unschedulable_retry_interval: Duration,
 }
 
 #[derive(Args, Debug)]
@@ -82,9 +85,6 @@ struct UpArgs {
     /// How many node agents to run in this process (node i is `node-i` at 127.1.i.1).
     #[arg(long, default_value_t = 1)]
     nodes: u32,
-    /// How often the stand-in scheduler re-checks pending pods.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    binder_resync: Duration,
 }
 
 #[derive(Args, Debug)]
@@ -139,6 +139,12 @@ impl ServerArgs {
         }
     }
 
+    fn scheduler(&self) -> controlplane::scheduler::SchedulerOptions {
+        controlplane::scheduler::SchedulerOptions {
+            retry_unschedulable: self.unschedulable_retry_interval,
+        }
+    }
+
     fn config(&self) -> server::Config {
         server::Config {
             address: self.address,
@@ -176,7 +182,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Server(args) => serve(args.config(), args.controllers())
+            Command::Server(args) => serve(args.config(), args.controllers(), args.scheduler())
                 .await
                 .map_err(anyhow::Error::from),
             Command::Up(args) => up(args).await,
@@ -200,9 +206,11 @@ fn main() -> std::process::ExitCode {
 async fn serve(
     config: server::Config,
     controllers: controlplane::controllers::ControllerOptions,
+    scheduler: controlplane::scheduler::SchedulerOptions,
 ) -> Result<(), server::Error> {
     let mut plane = ControlPlane::start(config).await?;
     plane.start_controllers(controllers);
+    plane.start_scheduler(scheduler);
     println!("wasmkube: API server ready at {}", plane.url);
     println!("wasmkube: kubeconfig at {}", plane.kubeconfig.display());
     wait_for_signal().await;
@@ -218,10 +226,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
     let mut plane = ControlPlane::start(config).await?;
     plane.start_controllers(args.server.controllers());
+    plane.start_scheduler(args.server.scheduler());
     let (runtime, puller) = args
         .node
         .runtime(&data_dir, args.nodes, authority(&plane.url))?;
-    plane.start_binder(args.binder_resync);
     println!("wasmkube: API server ready at {}", plane.url);
     let agents = CancellationToken::new();
     let mut tasks = Vec::new();

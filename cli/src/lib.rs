@@ -22,6 +22,7 @@ mod manifest;
 mod print;
 mod progress;
 mod resource;
+mod rollout;
 mod scale;
 
 pub use apply::ApplyArgs;
@@ -30,6 +31,7 @@ pub use describe::DescribeArgs;
 pub use get::{GetArgs, OutputFormat};
 pub use image::ImageArgs;
 pub use logs::LogsArgs;
+pub use rollout::RolloutArgs;
 pub use scale::ScaleArgs;
 
 /// The client verbs, as clap subcommands.
@@ -47,6 +49,8 @@ pub enum Command {
     Scale(ScaleArgs),
     /// Print a container's logs (like `kubectl logs`).
     Logs(LogsArgs),
+    /// Manage a Deployment's rollout: status, history, undo, restart, pause, resume.
+    Rollout(RolloutArgs),
     /// Manage the cluster's images: import a wasm file, push to a registry, list, remove.
     Image(ImageArgs),
 }
@@ -89,5 +93,6 @@ async fn dispatch(command: Command, cluster: &client::Cluster) -> Result<(), err
         Command::Scale(args) => scale::run(args, cluster).await,
         Command::Logs(args) => logs::run(args, cluster).await,
         Command::Image(args) => image::run(args, cluster).await,
+        Command::Rollout(args) => rollout::run(args, cluster).await,
     }
 }

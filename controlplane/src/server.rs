@@ -223,10 +223,10 @@ impl ControlPlane {
         kube::Client::new(apiserver::router(self.state.clone()), "default")
     }
 
-    /// Starts the stand-in scheduler that binds pending pods to the first Ready node (until
-    /// the scheduler issue), as `wasmkube up` does.
-    pub fn start_binder(&mut self, resync: Duration) {
-        let task = controllers::binder::run(self.client(), resync, self.shutdown.clone());
+    /// Starts the scheduler (an API client that binds pending pods to nodes), as
+    /// `wasmkube server` and `wasmkube up` do.
+    pub fn start_scheduler(&mut self, options: crate::scheduler::SchedulerOptions) {
+        let task = crate::scheduler::run(self.client(), options, self.shutdown.clone());
         self.tasks.push(tokio::spawn(task));
     }
 

@@ -181,6 +181,16 @@ impl OutputExt for Output {
     }
 }
 
+/// One compile cache for every test cluster: each image is compiled once per run.
+pub const COMPILE_CACHE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/wasm-cache");
+
+/// A pod range of its own for each cluster of a test run (they share the loopback network).
+pub fn next_cluster_cidr() -> String {
+    static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+    let block = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 16;
+    format!("127.{}.0.0/14", 64 + 4 * block)
+}
+
 /// Flags that shorten the node agent's timers so restarts show within seconds.
 pub const FAST: &[&str] = &[
     "--backoff-base",
@@ -256,6 +266,18 @@ impl Cluster {
         Some(cluster)
     }
 
+    /// Starts `wasmkube server` (with `flags`) and finds kubectl 1.37, for clusters whose
+    /// nodes are separate `wasmkube node` processes (`nodes.rs`).
+    pub fn server_with_kubectl(test: &str, flags: &[&str]) -> Option<Cluster> {
+        let kubectl = kubectl_path(test)?;
+        let cidr = next_cluster_cidr();
+        let mut command = vec!["server", "--cluster-cidr", &cidr];
+        command.extend_from_slice(flags);
+        let mut cluster = Cluster::start_with(&command);
+        cluster.kubectl = Some(kubectl);
+        Some(cluster)
+    }
+
     /// Starts a whole cluster (`wasmkube up` with node agents, timers shortened by `extra`
     /// flags) and finds kubectl 1.37; `None` when kubectl is missing outside CI.
     pub fn up_with_kubectl(test: &str, extra: &[&str]) -> Option<Cluster> {
@@ -265,25 +287,20 @@ impl Cluster {
     /// [`Cluster::up_with_kubectl`] with the server started through `prefix` (`setpriv`).
     pub fn up_with_kubectl_as(test: &str, extra: &[&str], prefix: &[&str]) -> Option<Cluster> {
         let kubectl = kubectl_path(test)?;
-        // Clusters of one test run share the loopback network: each gets its own pod range.
-        static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
-        let block = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 16;
-        let cidr = format!("127.{}.0.0/14", 64 + 4 * block);
+        let cidr = next_cluster_cidr();
         let mut command = vec![
             "up",
             "--kubelet-port",
             "0",
-            "--binder-resync",
+            "--unschedulable-retry-interval",
             "1s",
             "--cluster-cidr",
             &cidr,
         ];
-        // One compile cache for every test cluster: each image is compiled once per run.
         // Another user (`prefix`) may not reach the target directory: it compiles into its
         // own data directory instead.
-        let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/wasm-cache");
         if prefix.is_empty() {
-            command.extend_from_slice(&["--compile-cache", cache]);
+            command.extend_from_slice(&["--compile-cache", COMPILE_CACHE]);
         }
         command.extend_from_slice(extra);
         let mut cluster = Cluster::start_as(&command, prefix);

@@ -217,6 +217,7 @@ async fn reconcile(deploy: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action,
                 let bumped = (max_revision + 1).to_string();
                 rs = annotate(&rs_api, &rs, &bumped, desired, surge, &deploy).await?;
             }
+            set_revision(&ctx, &deploy, revision_of(&rs)).await?;
             Some(rs)
         }
         None if paused => None,

@@ -14,7 +14,6 @@
 
 use std::time::Duration;
 
-pub mod binder;
 pub mod deployment;
 pub mod disruption;
 pub mod events;

@@ -16,7 +16,7 @@ pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
 pub const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 
 /// Why a node was filtered out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Failure<'n> {
     /// `spec.unschedulable` and the pod does not tolerate it.
     Unschedulable,
@@ -87,12 +87,9 @@ pub fn node_ready(pod: &PodInfo<'_>, node: &NodeInfo) -> bool {
 }
 
 fn tolerates_key(tolerations: &[Toleration], key: &str) -> bool {
-    let taint = Taint {
-        key: key.to_string(),
-        effect: "NoSchedule".into(),
-        ..Default::default()
-    };
-    tolerations.iter().any(|t| tolerates(t, &taint))
+    tolerations
+        .iter()
+        .any(|t| tolerates_parts(t, key, "", "NoSchedule"))
 }
 
 /// TaintToleration: the first taint among `taints` (already only `NoSchedule`/`NoExecute`)
@@ -107,26 +104,20 @@ pub fn untolerated_taint<'n>(tolerations: &[Toleration], taints: &'n [Taint]) ->
 /// effect matches every effect, an empty key with `Exists` every key; `Equal` (the default
 /// operator) compares values, `Exists` ignores them.
 pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    if let Some(effect) = toleration.effect.as_deref()
-        && !effect.is_empty()
-        && effect != taint.effect
-    {
-        return false;
-    }
-    if let Some(key) = toleration.key.as_deref()
-        && !key.is_empty()
-        && key != taint.key
-    {
+    let value = taint.value.as_deref().unwrap_or_default();
+    tolerates_parts(toleration, &taint.key, value, &taint.effect)
+}
+
+fn tolerates_parts(toleration: &Toleration, key: &str, value: &str, effect: &str) -> bool {
+    let wanted = |field: &Option<String>, actual: &str| {
+        field.as_deref().is_none_or(|f| f.is_empty() || f == actual)
+    };
+    if !wanted(&toleration.effect, effect) || !wanted(&toleration.key, key) {
         return false;
     }
     match toleration.operator.as_deref() {
         Some("Exists") => true,
-        None | Some("" | "Equal") => {
-            // An empty key only matches all taints with `Exists`.
-            toleration.key.as_deref().is_some_and(|k| !k.is_empty())
-                && toleration.value.as_deref().unwrap_or_default()
-                    == taint.value.as_deref().unwrap_or_default()
-        }
+        None | Some("" | "Equal") => toleration.value.as_deref().unwrap_or_default() == value,
         Some(_) => false,
     }
 }
@@ -219,8 +210,10 @@ mod tests {
     fn tainted(key: &str, value: &str, effect: &str) -> NodeInfo {
         let mut n = node("n1", "4", "16Gi", 110);
         n.spec = Some(
-            serde_json::from_value(json!({"taints": [{"key": key, "value": value, "effect": effect}]}))
-                .unwrap(),
+            serde_json::from_value(
+                json!({"taints": [{"key": key, "value": value, "effect": effect}]}),
+            )
+            .unwrap(),
         );
         info(n)
     }
@@ -241,7 +234,10 @@ mod tests {
     #[test]
     fn a_fitting_pod_passes_every_filter() {
         let p = pod("a", "1", "1Gi");
-        assert_eq!(check(&PodInfo::new(&p), &info(node("n1", "4", "16Gi", 110))), Ok(()));
+        assert_eq!(
+            check(&PodInfo::new(&p), &info(node("n1", "4", "16Gi", 110))),
+            Ok(())
+        );
     }
 
     #[test]
@@ -269,13 +265,31 @@ mod tests {
     #[test]
     fn toleration_matching_follows_kubernetes() {
         let t = taint("k", "v", "NoExecute");
-        assert!(tolerates(&toleration(json!({"key": "k", "value": "v"})), &t), "Equal is the default, empty effect matches all");
-        assert!(!tolerates(&toleration(json!({"key": "k", "value": "w"})), &t));
-        assert!(tolerates(&toleration(json!({"key": "k", "operator": "Exists"})), &t));
-        assert!(tolerates(&toleration(json!({"operator": "Exists"})), &t), "empty key with Exists tolerates everything");
+        assert!(
+            tolerates(&toleration(json!({"key": "k", "value": "v"})), &t),
+            "Equal is the default, empty effect matches all"
+        );
+        assert!(!tolerates(
+            &toleration(json!({"key": "k", "value": "w"})),
+            &t
+        ));
+        assert!(tolerates(
+            &toleration(json!({"key": "k", "operator": "Exists"})),
+            &t
+        ));
+        assert!(
+            tolerates(&toleration(json!({"operator": "Exists"})), &t),
+            "empty key with Exists tolerates everything"
+        );
         assert!(!tolerates(&toleration(json!({"operator": "Equal"})), &t));
-        assert!(!tolerates(&toleration(json!({"key": "k", "operator": "Exists", "effect": "NoSchedule"})), &t));
-        assert!(!tolerates(&toleration(json!({"key": "other", "operator": "Exists"})), &t));
+        assert!(!tolerates(
+            &toleration(json!({"key": "k", "operator": "Exists", "effect": "NoSchedule"})),
+            &t
+        ));
+        assert!(!tolerates(
+            &toleration(json!({"key": "other", "operator": "Exists"})),
+            &t
+        ));
     }
 
     #[test]
@@ -297,11 +311,16 @@ mod tests {
         let mut n = node("n1", "4", "16Gi", 110);
         n.status.as_mut().unwrap().conditions.as_mut().unwrap()[0].status = "Unknown".into();
         let p = pod("a", "1", "1Gi");
-        assert_eq!(check(&PodInfo::new(&p), &info(n.clone())), Err(Failure::NotReady));
+        assert_eq!(
+            check(&PodInfo::new(&p), &info(n.clone())),
+            Err(Failure::NotReady)
+        );
         // With the lifecycle taint, the taint is the reason.
         n.spec = Some(
-            serde_json::from_value(json!({"taints": [{"key": TAINT_UNREACHABLE, "effect": "NoSchedule"}]}))
-                .unwrap(),
+            serde_json::from_value(
+                json!({"taints": [{"key": TAINT_UNREACHABLE, "effect": "NoSchedule"}]}),
+            )
+            .unwrap(),
         );
         assert!(matches!(
             check(&PodInfo::new(&p), &info(n)),
@@ -312,10 +331,20 @@ mod tests {
     #[test]
     fn node_selector_must_match_labels() {
         let mut n = node("n1", "4", "16Gi", 110);
-        n.metadata.labels.as_mut().unwrap().insert("disk".into(), "ssd".into());
+        n.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("disk".into(), "ssd".into());
         let n = info(n);
-        let ssd = with_spec(pod("a", "1", "1Gi"), json!({"nodeSelector": {"disk": "ssd"}}));
-        let hdd = with_spec(pod("a", "1", "1Gi"), json!({"nodeSelector": {"disk": "hdd"}}));
+        let ssd = with_spec(
+            pod("a", "1", "1Gi"),
+            json!({"nodeSelector": {"disk": "ssd"}}),
+        );
+        let hdd = with_spec(
+            pod("a", "1", "1Gi"),
+            json!({"nodeSelector": {"disk": "hdd"}}),
+        );
         assert_eq!(check(&PodInfo::new(&ssd), &n), Ok(()));
         assert_eq!(check(&PodInfo::new(&hdd), &n), Err(Failure::NodeAffinity));
     }
@@ -342,7 +371,10 @@ mod tests {
         assert!(!matches_requirement(&req("k", "Gt", &["8"]), Some("8")));
         assert!(matches_requirement(&req("k", "Lt", &["8"]), Some("-1")));
         assert!(!matches_requirement(&req("k", "Lt", &["8"]), Some("x")));
-        assert!(!matches_requirement(&req("k", "Gt", &["1", "2"]), Some("8")));
+        assert!(!matches_requirement(
+            &req("k", "Gt", &["1", "2"]),
+            Some("8")
+        ));
         assert!(!matches_requirement(&req("k", "Bogus", &[]), Some("8")));
     }
 
@@ -370,12 +402,22 @@ mod tests {
             {"matchExpressions": [{"key": "cores", "operator": "Lt", "values": ["32"]}]},
         ]));
         assert_eq!(check(&PodInfo::new(&ored), &n), Ok(()));
-        let by_name = with(json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]));
+        let by_name = with(
+            json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}]),
+        );
         assert_eq!(check(&PodInfo::new(&by_name), &n), Ok(()));
-        let other_name = with(json!([{"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["n1"]}]}]));
-        assert_eq!(check(&PodInfo::new(&other_name), &n), Err(Failure::NodeAffinity));
+        let other_name = with(
+            json!([{"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["n1"]}]}]),
+        );
+        assert_eq!(
+            check(&PodInfo::new(&other_name), &n),
+            Err(Failure::NodeAffinity)
+        );
         let empty_term = with(json!([{}]));
-        assert_eq!(check(&PodInfo::new(&empty_term), &n), Err(Failure::NodeAffinity));
+        assert_eq!(
+            check(&PodInfo::new(&empty_term), &n),
+            Err(Failure::NodeAffinity)
+        );
     }
 
     #[test]
@@ -387,14 +429,21 @@ mod tests {
         let big = pod("a", "1", "2Gi");
         assert_eq!(
             check(&PodInfo::new(&big), n),
-            Err(Failure::Resources(Insufficient { cpu: true, memory: true, pods: false }))
+            Err(Failure::Resources(Insufficient {
+                cpu: true,
+                memory: true,
+                pods: false
+            }))
         );
         assert_eq!(check(&PodInfo::new(&pod("b", "500m", "1Gi")), n), Ok(()));
         cache.assume(&pod("y", "0", "0"), "n1");
         let n = cache.node("n1").unwrap();
         assert_eq!(
             check(&PodInfo::new(&pod("c", "0", "0")), n),
-            Err(Failure::Resources(Insufficient { pods: true, ..Default::default() }))
+            Err(Failure::Resources(Insufficient {
+                pods: true,
+                ..Default::default()
+            }))
         );
     }
 
@@ -402,8 +451,14 @@ mod tests {
     fn best_effort_pods_fit_an_overcommitted_node() {
         let mut cache = Cache::new();
         cache.set_node(&node("n1", "1", "1Gi", 10));
-        cache.update_pod(&crate::scheduler::cache::tests::bound(pod("x", "2", "2Gi"), "n1"));
-        let p: Pod = serde_json::from_value(json!({"metadata": {"name": "be"}, "spec": {"containers": [{"name": "c"}]}})).unwrap();
+        cache.update_pod(&crate::scheduler::cache::tests::bound(
+            pod("x", "2", "2Gi"),
+            "n1",
+        ));
+        let p: Pod = serde_json::from_value(
+            json!({"metadata": {"name": "be"}, "spec": {"containers": [{"name": "c"}]}}),
+        )
+        .unwrap();
         assert_eq!(check(&PodInfo::new(&p), cache.node("n1").unwrap()), Ok(()));
     }
 }

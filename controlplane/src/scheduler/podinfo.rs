@@ -83,7 +83,10 @@ impl<'a> PodInfo<'a> {
             required_affinity: spec
                 .and_then(|s| s.affinity.as_ref())
                 .and_then(|a| a.node_affinity.as_ref())
-                .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref()),
+                .and_then(|a| {
+                    a.required_during_scheduling_ignored_during_execution
+                        .as_ref()
+                }),
             tolerations: spec
                 .and_then(|s| s.tolerations.as_deref())
                 .unwrap_or_default(),
