@@ -1,6 +1,7 @@
 //! Deletes: `DELETE` on an item or a collection, with kube-apiserver's lifecycle: a namespace
 //! starts terminating, finalizers hold an object back, a pod on a node gets its grace period
-//! (its node agent finishes the deletion), and anything else goes at once.
+//! (its node agent finishes the deletion), and anything else goes at once. The propagation
+//! policy adds or removes the garbage collector's finalizers first (`delete/propagation.rs`).
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -16,9 +17,22 @@ use crate::registry::ResourceType;
 use crate::registry::meta::now;
 use crate::store::{self, Versioned, Write};
 
-/// A pod whose graceful deletion is still under way (its node agent finishes it).
+mod propagation;
+
+pub use propagation::{FOREGROUND, ORPHAN, Propagation};
+
+/// A pod whose graceful deletion is still under way (its node agent finishes it): bound, and
+/// not yet given the zero grace period that says its containers are gone. Once it has that,
+/// removing its last finalizer removes it, as kube-apiserver does when
+/// `deletionGracePeriodSeconds` is 0.
 pub(super) fn is_graceful_pod(rt: &ResourceType, obj: &Value) -> bool {
-    rt.kind == "Pod" && rt.group.is_empty() && obj.pointer("/spec/nodeName").is_some()
+    rt.kind == "Pod"
+        && rt.group.is_empty()
+        && obj.pointer("/spec/nodeName").is_some()
+        && obj
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            != Some(0)
 }
 
 /// Whether a DELETE of this pod waits for its node: bound and not yet Succeeded or Failed
@@ -37,6 +51,8 @@ struct DeleteOptions {
     uid: Option<String>,
     resource_version: Option<String>,
     dry_run: bool,
+    /// The propagation policy asked for (`None`: the object's finalizers or the kind decide).
+    propagation: Option<Propagation>,
 }
 
 fn delete_options(query: &Query, bytes: &[u8]) -> Result<DeleteOptions, ApiError> {
@@ -62,6 +78,11 @@ fn delete_options(query: &Query, bytes: &[u8]) -> Result<DeleteOptions, ApiError
                 .get("dryRun")
                 .and_then(Value::as_array)
                 .is_some_and(|d| d.iter().any(|x| x == "All")),
+        propagation: propagation::requested(
+            query.get("propagationPolicy"),
+            query.get("orphanDependents"),
+            &body,
+        )?,
     })
 }
 
@@ -94,9 +115,10 @@ pub async fn delete(
         {
             return Err(ApiError::Conflict(Subject::of(rt, &name)));
         }
-        let next = deletion_step(rt, obj, opts.grace);
+        let next = deletion_step(rt, obj, &opts);
         if opts.dry_run {
-            return Ok(json_response(StatusCode::OK, &served(rt, obj), &[]));
+            let shown = next.as_ref().unwrap_or(obj);
+            return Ok(json_response(StatusCode::OK, &served(rt, shown), &[]));
         }
         let write = match next {
             Some(v) if same_object(&v, obj) => {
@@ -131,13 +153,11 @@ pub async fn delete(
 
 /// What a delete does to `obj`: `None` removes it now; `Some(v)` marks it for deletion (a
 /// namespace starts terminating, finalizers must run, a running pod gets its grace period).
-fn deletion_step(rt: &ResourceType, obj: &Value, grace: Option<i64>) -> Option<Value> {
+/// The propagation policy's finalizers are set first, except on a pod whose grace period is
+/// already running (kube-apiserver: finalizers cannot change once a deletion is pending).
+fn deletion_step(rt: &ResourceType, obj: &Value, opts: &DeleteOptions) -> Option<Value> {
     let mut next = obj.clone();
     let already = obj.pointer("/metadata/deletionTimestamp").is_some();
-    let has_finalizers = obj
-        .pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .is_some_and(|f| !f.is_empty());
     if rt.kind == "Namespace" && rt.group.is_empty() {
         if !already {
             meta_mut(&mut next).insert("deletionTimestamp".into(), json!(now()));
@@ -145,8 +165,10 @@ fn deletion_step(rt: &ResourceType, obj: &Value, grace: Option<i64>) -> Option<V
         }
         return Some(next);
     }
+    let finalizers = propagation::finalizers_after(rt, obj, opts.propagation);
     if deletes_gracefully(rt, obj) {
-        let grace = grace
+        let grace = opts
+            .grace
             .or_else(|| {
                 obj.pointer("/spec/terminationGracePeriodSeconds")
                     .and_then(Value::as_i64)
@@ -156,30 +178,48 @@ fn deletion_step(rt: &ResourceType, obj: &Value, grace: Option<i64>) -> Option<V
         let current = obj
             .pointer("/metadata/deletionGracePeriodSeconds")
             .and_then(Value::as_i64);
-        if grace == 0 && !has_finalizers {
+        // A second delete may only shorten the grace period.
+        if current.is_some_and(|c| grace >= c) {
+            return Some(next);
+        }
+        if let Some(f) = finalizers {
+            meta_mut(&mut next).insert("finalizers".into(), Value::Array(f));
+        }
+        if grace == 0 && !has_finalizers(&next) {
             return None;
         }
-        // A second delete may only shorten the grace period.
-        if current.is_none_or(|c| grace < c) {
-            let deadline = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace);
-            let meta = meta_mut(&mut next);
-            meta.insert(
-                "deletionTimestamp".into(),
-                json!(deadline.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
-            );
-            meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
-        }
+        let deadline = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace);
+        let meta = meta_mut(&mut next);
+        meta.insert(
+            "deletionTimestamp".into(),
+            json!(deadline.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        );
+        meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
         return Some(next);
     }
-    if has_finalizers {
-        if !already {
-            let meta = meta_mut(&mut next);
-            meta.insert("deletionTimestamp".into(), json!(now()));
-            meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-        }
-        return Some(next);
+    if let Some(f) = finalizers {
+        meta_mut(&mut next).insert("finalizers".into(), Value::Array(f));
     }
-    None
+    if !has_finalizers(&next) {
+        return None;
+    }
+    if !already {
+        let generation = obj.pointer("/metadata/generation").and_then(Value::as_i64);
+        let meta = meta_mut(&mut next);
+        meta.insert("deletionTimestamp".into(), json!(now()));
+        meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+        // kube-apiserver's markAsDeleting: the object changed, so its generation moves.
+        if let Some(g) = generation.filter(|g| *g > 0) {
+            meta.insert("generation".into(), json!(g + 1));
+        }
+    }
+    Some(next)
+}
+
+fn has_finalizers(obj: &Value) -> bool {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty())
 }
 
 /// `DELETE` on a collection: deletes every object the selectors match.
@@ -223,21 +263,71 @@ pub async fn delete_collection(
 mod tests {
     use super::*;
 
+    fn opts(grace: Option<i64>, propagation: Option<Propagation>) -> DeleteOptions {
+        DeleteOptions {
+            grace,
+            uid: None,
+            resource_version: None,
+            dry_run: false,
+            propagation,
+        }
+    }
+
     #[test]
     fn deleting_a_bound_pod_is_graceful() {
         let registry = crate::registry::Registry::new();
         let rt = registry.lookup("", "v1", "pods").unwrap();
         let pod = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 30}});
-        let next = deletion_step(rt, &pod, None).unwrap();
+        let next = deletion_step(rt, &pod, &opts(None, None)).unwrap();
         assert_eq!(next["metadata"]["deletionGracePeriodSeconds"], 30);
-        assert!(deletion_step(rt, &pod, Some(0)).is_none());
+        assert!(deletion_step(rt, &pod, &opts(Some(0), None)).is_none());
         let unbound = json!({"metadata": {"name": "p"}, "spec": {}});
-        assert!(deletion_step(rt, &unbound, None).is_none());
+        assert!(deletion_step(rt, &unbound, &opts(None, None)).is_none());
         let mut done = pod.clone();
         done["status"] = json!({"phase": "Failed", "reason": "OutOfpods"});
         assert!(
-            deletion_step(rt, &done, None).is_none(),
+            deletion_step(rt, &done, &opts(None, None)).is_none(),
             "a terminal pod goes at once"
         );
+    }
+
+    #[test]
+    fn foreground_and_orphan_hold_the_owner_with_a_finalizer() {
+        let registry = crate::registry::Registry::new();
+        let rt = registry.lookup("apps", "v1", "replicasets").unwrap();
+        let rs = json!({"metadata": {"name": "r", "generation": 2}, "spec": {}});
+        assert!(deletion_step(rt, &rs, &opts(None, None)).is_none());
+        let held = deletion_step(rt, &rs, &opts(None, Some(Propagation::Foreground))).unwrap();
+        assert_eq!(held["metadata"]["finalizers"], json!([FOREGROUND]));
+        assert_eq!(held["metadata"]["deletionGracePeriodSeconds"], 0);
+        assert_eq!(held["metadata"]["generation"], 3);
+        assert!(held.pointer("/metadata/deletionTimestamp").is_some());
+        // Deleting again in the background lets it go at once.
+        assert!(deletion_step(rt, &held, &opts(None, Some(Propagation::Background))).is_none());
+        let orphan = deletion_step(rt, &held, &opts(None, Some(Propagation::Orphan))).unwrap();
+        assert_eq!(orphan["metadata"]["finalizers"], json!([ORPHAN]));
+        assert_eq!(
+            orphan["metadata"]["generation"], 3,
+            "already deleting: no second bump"
+        );
+    }
+
+    #[test]
+    fn a_pending_grace_period_keeps_its_finalizers() {
+        let registry = crate::registry::Registry::new();
+        let rt = registry.lookup("", "v1", "pods").unwrap();
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1"}});
+        let terminating = deletion_step(rt, &pod, &opts(None, None)).unwrap();
+        let again =
+            deletion_step(rt, &terminating, &opts(None, Some(Propagation::Orphan))).unwrap();
+        assert!(again["metadata"].get("finalizers").is_none());
+        // The node agent's final grace-0 delete of a pod held in the foreground keeps it.
+        let held = deletion_step(rt, &pod, &opts(None, Some(Propagation::Foreground))).unwrap();
+        let mut done = deletion_step(rt, &held, &opts(Some(0), None)).unwrap();
+        assert_eq!(done["metadata"]["deletionGracePeriodSeconds"], 0);
+        assert_eq!(done["metadata"]["finalizers"], json!([FOREGROUND]));
+        assert!(!is_graceful_pod(rt, &done), "its containers are gone");
+        done["metadata"]["finalizers"] = json!([]);
+        assert!(deletion_step(rt, &done, &opts(Some(0), None)).is_none());
     }
 }

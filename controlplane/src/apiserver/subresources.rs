@@ -1,7 +1,7 @@
 //! Subresources with behaviour of their own: `scale` (an autoscaling/v1 Scale view of a
 //! workload's replicas), pods' `binding` (the scheduler's write) and `eviction` (a delete that
-//! respects PodDisruptionBudgets). `status` goes through the generic update with
-//! [`Part::Status`].
+//! respects PodDisruptionBudgets, in `subresources/eviction.rs`). `status` goes through the generic update
+//! with [`Part::Status`].
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -18,6 +18,10 @@ use super::selectors::LabelSelector;
 use crate::registry::Causes;
 use crate::registry::meta::now;
 use crate::store::Write;
+
+mod eviction;
+
+pub use eviction::evict;
 
 fn status_success(code: StatusCode) -> Response {
     json_response(
@@ -180,83 +184,6 @@ pub async fn bind(
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-/// `POST pods/{name}/eviction`: a delete that a PodDisruptionBudget may refuse (429).
-pub async fn evict(
-    state: &ApiState,
-    t: &Target<'_>,
-    query: &Query,
-    bytes: &[u8],
-) -> Result<Response, ApiError> {
-    let rt = t.rt;
-    let name = t.name.clone().unwrap_or_default();
-    let pod = state
-        .store
-        .get(&rt.key(t.namespace.as_deref(), &name))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(Subject::of(rt, &name)))?;
-    let pdbs = state
-        .registry
-        .lookup("policy", "v1", "poddisruptionbudgets")
-        .expect("pdbs are served");
-    let (budgets, _) = state
-        .store
-        .list(&pdbs.key_prefix(t.namespace.as_deref()))
-        .await?;
-    let terminal = matches!(
-        pod.value.pointer("/status/phase").and_then(Value::as_str),
-        Some("Succeeded" | "Failed")
-    );
-    for budget in budgets {
-        let selector = budget
-            .value
-            .pointer("/spec/selector")
-            .map(LabelSelector::from_object)
-            .unwrap_or_default();
-        if terminal
-            || selector.is_empty()
-            || !selector.matches(pod.value.pointer("/metadata/labels"))
-        {
-            continue;
-        }
-        let allowed = budget
-            .value
-            .pointer("/status/disruptionsAllowed")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        if allowed < 1 {
-            let pdb = budget
-                .value
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            return Err(ApiError::TooManyRequests(format!(
-                "Cannot evict pod as it would violate the pod's disruption budget. The disruption budget {pdb} needs {} healthy pods and has {} currently",
-                budget
-                    .value
-                    .pointer("/status/desiredHealthy")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0),
-                budget
-                    .value
-                    .pointer("/status/currentHealthy")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0),
-            )));
-        }
-    }
-    let eviction: Value = if bytes.is_empty() {
-        json!({})
-    } else {
-        body::decode_json(bytes)?
-    };
-    let options = eviction
-        .get("deleteOptions")
-        .map(|o| serde_json::to_vec(o).unwrap_or_default())
-        .unwrap_or_default();
-    super::delete::delete(state, t, query, &options).await?;
-    Ok(status_success(StatusCode::CREATED))
 }
 
 /// Subresources served by the node agent, which arrives with the next issue.

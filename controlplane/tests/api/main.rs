@@ -2,6 +2,9 @@
 //! loopback port with a temporary data directory ([`support::Cluster`]) and talks to it with
 //! the kube client, as any Kubernetes client would. Start reading at `support.rs`.
 
+mod budgets;
+mod cascade;
 mod ephemeral;
+mod nodes;
 mod streams;
 mod support;

@@ -1,7 +1,9 @@
-//! Fixtures: a [`Cluster`] (the control plane on a random port), a [`PodBuilder`], and a
-//! [`FakeNode`] whose daemon endpoint answers exec and attach the way the node agent does.
+//! Fixtures: a [`Cluster`] (the control plane on a random port), a [`PodBuilder`], a
+//! [`FakeNode`] whose daemon endpoint answers exec and attach the way the node agent does, and
+//! [`Running`] controllers with [`fast_controllers`] timers, waited on with [`eventually`].
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -9,6 +11,7 @@ use axum::extract::{Path, RawQuery};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use controlplane::controllers::ControllerOptions;
 use controlplane::server::{Config, ControlPlane};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -60,6 +63,7 @@ impl Cluster {
 pub struct PodBuilder {
     pod: Value,
     phase: Option<&'static str>,
+    ready: bool,
 }
 
 impl PodBuilder {
@@ -70,7 +74,50 @@ impl PodBuilder {
                 "metadata": {"name": name, "namespace": "default"},
                 "spec": {"containers": []}}),
             phase: None,
+            ready: false,
         }
+    }
+
+    /// Sets a label.
+    pub fn label(mut self, key: &str, value: &str) -> Self {
+        self.pod["metadata"]["labels"][key] = json!(value);
+        self
+    }
+
+    /// Adds an ownerReference (`controller: true`).
+    pub fn owner(
+        mut self,
+        api_version: &str,
+        kind: &str,
+        name: &str,
+        uid: &str,
+        block: bool,
+    ) -> Self {
+        let owners = self.pod["metadata"]
+            .as_object_mut()
+            .expect("metadata")
+            .entry("ownerReferences")
+            .or_insert(json!([]));
+        owners.as_array_mut().expect("a list").push(json!({"apiVersion": api_version,
+            "kind": kind, "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": block}));
+        self
+    }
+
+    /// Adds a toleration.
+    pub fn toleration(mut self, toleration: Value) -> Self {
+        let list = self.pod["spec"]
+            .as_object_mut()
+            .expect("spec")
+            .entry("tolerations")
+            .or_insert(json!([]));
+        list.as_array_mut().expect("a list").push(toleration);
+        self
+    }
+
+    /// Makes the pod Running and Ready after creating it (as its node agent would).
+    pub fn ready(mut self) -> Self {
+        self.ready = true;
+        self
     }
 
     /// Adds a container running `wasmkube/toolbox`.
@@ -108,17 +155,20 @@ impl PodBuilder {
             .create(&PostParams::default(), &pod)
             .await
             .expect("pod created");
-        match self.phase {
-            None => created,
-            Some(phase) => pods
-                .patch_status(
-                    created.metadata.name.as_deref().unwrap_or_default(),
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"status": {"phase": phase}})),
-                )
-                .await
-                .expect("phase set"),
-        }
+        let status = match (self.phase, self.ready) {
+            (None, false) => return created,
+            (Some(phase), false) => json!({"status": {"phase": phase}}),
+            (phase, true) => json!({"status": {"phase": phase.unwrap_or("Running"),
+                "conditions": [{"type": "Ready", "status": "True",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}),
+        };
+        pods.patch_status(
+            created.metadata.name.as_deref().unwrap_or_default(),
+            &PatchParams::default(),
+            &Patch::Merge(status),
+        )
+        .await
+        .expect("status set")
     }
 }
 
@@ -233,6 +283,63 @@ async fn speak(mut socket: WebSocket, line: String) {
         }
     }
     let _ = socket.send(Message::Close(None)).await;
+}
+
+/// Controller timers shortened for tests: a node is silent after 1 s, checked every 100 ms.
+pub fn fast_controllers() -> ControllerOptions {
+    ControllerOptions {
+        node_monitor_grace_period: Duration::from_secs(1),
+        node_monitor_period: Duration::from_millis(100),
+        resync: Duration::from_secs(2),
+    }
+}
+
+/// A controller running against a [`Cluster`] (over its socket) until dropped:
+/// `let _gc = Running::start(&cluster, garbage_collector::run)`.
+pub struct Running {
+    stop: CancellationToken,
+}
+
+impl Running {
+    /// Starts `run(client, fast_controllers(), stop)`.
+    pub fn start<F, Fut>(cluster: &Cluster, run: F) -> Self
+    where
+        F: FnOnce(kube::Client, ControllerOptions, CancellationToken) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let stop = CancellationToken::new();
+        tokio::spawn(run(
+            cluster.client.clone(),
+            fast_controllers(),
+            stop.clone(),
+        ));
+        Self { stop }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Polls `check` every 50 ms until it gives `Ok`, for at most `limit`; panics with the last
+/// `Err` after that.
+pub async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                panic!("still not so after {limit:?}: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 /// Asserts a `Status`'s code, reason and message.
