@@ -225,25 +225,30 @@ fn a_pod_cannot_listen_on_another_pods_ip() {
         "Running"
     );
 
-    // --max-pods 2: the finished thief no longer counts, a second running pod fits, a
-    // third is rejected by the node as the kubelet does.
+    // --max-pods 2: the finished thief no longer counts, a second running pod fits; a third
+    // stays Pending with the scheduler saying why, and one bound to the node by hand (past
+    // the scheduler) is rejected by the node as the kubelet does.
     cluster.wait_for("thief", "{.status.phase}", "Succeeded");
-    let sleeper = |name: &str| {
+    let sleeper = |name: &str, overrides: &str| {
         cluster.kubectl_ok(&[
             "run",
             name,
             "--image=wasmkube/toolbox",
+            &format!("--overrides={overrides}"),
             "--command",
             "--",
             "sleep",
             "600",
         ]);
     };
-    sleeper("second");
+    sleeper("second", "{}");
     cluster.wait_running("second");
-    sleeper("third");
+    sleeper("third", "{}");
+    let why = r#"{.status.conditions[?(@.type=="PodScheduled")].message}"#;
+    cluster.wait_for("third", why, "0/1 nodes are available: 1 Too many pods.");
+    sleeper("fourth", r#"{"spec":{"nodeName":"node-1"}}"#);
     let status = "{.status.phase} {.status.reason}";
-    cluster.wait_for("third", status, "Failed OutOfpods");
+    cluster.wait_for("fourth", status, "Failed OutOfpods");
 }
 
 #[test]

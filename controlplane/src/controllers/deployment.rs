@@ -133,14 +133,27 @@ fn revision_of(rs: &ReplicaSet) -> i64 {
 }
 
 fn counts(rs: &ReplicaSet) -> Counts {
+    let replicas = rs.spec.replicas.unwrap_or(0);
+    let available = rs
+        .status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0);
+    // A status written before the last scale-down still counts the pods being removed.
     Counts {
-        replicas: rs.spec.replicas.unwrap_or(0),
-        available: rs
-            .status
-            .as_ref()
-            .and_then(|s| s.available_replicas)
-            .unwrap_or(0),
+        replicas,
+        available: available.min(replicas),
     }
+}
+
+/// Whether the ReplicaSet controller has acted on this ReplicaSet's latest spec: until then
+/// its status may count pods a scale-down is removing.
+fn settled(rs: &ReplicaSet) -> bool {
+    rs.status
+        .as_ref()
+        .and_then(|s| s.observed_generation)
+        .unwrap_or(0)
+        >= rs.metadata.generation.unwrap_or(0)
 }
 
 /// One level-triggered pass over one Deployment.
@@ -270,15 +283,21 @@ async fn reconcile(deploy: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action,
                 scale(&ctx, &rs_api, &deploy, new_rs, target).await?;
             }
             let olds: Vec<Counts> = old.iter().map(counts).collect();
-            let scaled = rollout::old_replicas(
-                desired,
-                unavailable,
-                Counts {
-                    replicas: target,
-                    ..new
-                },
-                &olds,
-            );
+            // Scale down only on settled statuses: availability read from a status that
+            // lags a scale-down would let the next step remove too much.
+            let scaled = if old.iter().chain([new_rs]).all(settled) {
+                rollout::old_replicas(
+                    desired,
+                    unavailable,
+                    Counts {
+                        replicas: target,
+                        ..new
+                    },
+                    &olds,
+                )
+            } else {
+                olds.iter().map(|c| c.replicas).collect()
+            };
             for (rs, replicas) in old.iter().zip(scaled) {
                 if replicas != counts(rs).replicas {
                     scale(&ctx, &rs_api, &deploy, rs, replicas).await?;
