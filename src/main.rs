@@ -71,6 +71,12 @@ struct ServerArgs {
     /// How often controllers re-examine every object even when nothing changed.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     min_resync_period: Duration,
+    /// A Job's first delay before it replaces a failed pod (doubling per failure).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    job_backoff_base: Duration,
+    /// A Job's longest delay before it replaces a failed pod.
+    #[arg(long, default_value = "6m", value_parser = parse_duration)]
+    job_backoff_max: Duration,
     /// How often the scheduler retries pods that fit nowhere, when nothing else changed.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     unschedulable_retry_interval: Duration,
@@ -136,6 +142,8 @@ impl ServerArgs {
             node_monitor_grace_period: self.node_monitor_grace_period,
             node_monitor_period: self.node_monitor_period,
             resync: self.min_resync_period,
+            job_backoff_base: self.job_backoff_base,
+            job_backoff_max: self.job_backoff_max,
         }
     }
 

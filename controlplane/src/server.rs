@@ -231,8 +231,9 @@ impl ControlPlane {
     }
 
     /// Starts the controller manager's controllers (ReplicaSet and ReplicationController,
-    /// Deployment, garbage collector, node lifecycle, disruption), each an API client like
-    /// any other, as `wasmkube server` and `wasmkube up` do.
+    /// Deployment, StatefulSet, DaemonSet, Job, CronJob, garbage collector, pod GC, node
+    /// lifecycle, disruption), each an API client like any other, as `wasmkube server` and
+    /// `wasmkube up` do.
     pub fn start_controllers(&mut self, options: controllers::ControllerOptions) {
         let stop = &self.shutdown;
         let client = self.client();
@@ -257,7 +258,32 @@ impl ControlPlane {
                 options.clone(),
                 stop.clone(),
             )),
-            tokio::spawn(controllers::disruption::run(client, options, stop.clone())),
+            tokio::spawn(controllers::disruption::run(
+                client.clone(),
+                options.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(controllers::statefulset::run(
+                client.clone(),
+                options.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(controllers::daemonset::run(
+                client.clone(),
+                options.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(controllers::job::run(
+                client.clone(),
+                options.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(controllers::cronjob::run(
+                client.clone(),
+                options.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(controllers::podgc::run(client, options, stop.clone())),
         ]);
     }
 

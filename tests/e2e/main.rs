@@ -6,6 +6,7 @@
 //! Outside CI a missing kubectl or Python client skips those tests with a printed line; with
 //! `CI=true` it fails them.
 
+mod batch;
 mod cli;
 mod errors;
 mod exec;

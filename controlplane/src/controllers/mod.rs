@@ -2,9 +2,11 @@
 //!
 //! Most controllers talk to the API like any client (a `kube::Client`, in-process in
 //! `wasmkube up` and `wasmkube server` alike): [`replicaset`] (ReplicaSets and
-//! ReplicationControllers), [`deployment`], [`garbage_collector`] (cascading deletion through
-//! `ownerReferences`), [`node_lifecycle`] (unreachable nodes, taints, evictions) and
-//! [`disruption`] (PodDisruptionBudget status). The scheduler is one more such client
+//! ReplicationControllers), [`deployment`], [`statefulset`] and [`daemonset`] (with
+//! ControllerRevisions, [`history`]), [`job`] and [`cronjob`], [`garbage_collector`]
+//! (cascading deletion through `ownerReferences`), [`podgc`] (pods of deleted nodes),
+//! [`node_lifecycle`] (unreachable nodes, taints, evictions) and [`disruption`]
+//! (PodDisruptionBudget status). The scheduler is one more such client
 //! (`crate::scheduler`). The namespace controller is owned by the API server itself, as
 //! kube-apiserver's namespace lifecycle is, and works on the
 //! [`ApiState`](crate::apiserver::ApiState) directly.
@@ -14,16 +16,22 @@
 
 use std::time::Duration;
 
+pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod events;
 pub mod garbage_collector;
+pub mod history;
+pub mod job;
 pub mod namespace;
 pub mod node_lifecycle;
+pub mod podgc;
 pub mod pods;
 pub mod replicaset;
 pub mod rollout;
 pub mod selector;
+pub mod statefulset;
 
 /// The controllers' timers (kube-controller-manager's flags of the same names).
 #[derive(Debug, Clone)]
@@ -35,6 +43,10 @@ pub struct ControllerOptions {
     pub node_monitor_period: Duration,
     /// How often every controller re-examines everything even when nothing changed.
     pub resync: Duration,
+    /// A Job's first delay before replacing a failed pod; doubles per failure (10 s).
+    pub job_backoff_base: Duration,
+    /// A Job's longest such delay (6 min).
+    pub job_backoff_max: Duration,
 }
 
 impl Default for ControllerOptions {
@@ -43,6 +55,8 @@ impl Default for ControllerOptions {
             node_monitor_grace_period: Duration::from_secs(50),
             node_monitor_period: Duration::from_secs(5),
             resync: Duration::from_secs(300),
+            job_backoff_base: Duration::from_secs(10),
+            job_backoff_max: Duration::from_secs(360),
         }
     }
 }

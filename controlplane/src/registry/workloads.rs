@@ -321,24 +321,10 @@ fn validate_schedule(schedule: Option<&Value>, causes: &mut Causes) {
         causes.required("spec.schedule");
         return;
     };
-    let fields = s.split_whitespace().count();
-    let macro_ok = s.starts_with('@')
-        && [
-            "@yearly",
-            "@annually",
-            "@monthly",
-            "@weekly",
-            "@daily",
-            "@midnight",
-            "@hourly",
-        ]
-        .contains(&s);
-    if !(fields == 5 || macro_ok || s.starts_with("@every ")) {
-        causes.invalid(
-            "spec.schedule",
-            &json!(s),
-            &format!("expected exactly 5 fields, found {fields}: {s}"),
-        );
+    // The CronJob controller's own parser decides: 5 fields, the @ descriptors, `@every`,
+    // and wasmkube's optional leading seconds field.
+    if let Err(e) = s.parse::<crate::controllers::cronjob::schedule::Schedule>() {
+        causes.invalid("spec.schedule", &json!(s), &e.to_string());
     }
 }
 

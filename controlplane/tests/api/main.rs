@@ -4,7 +4,10 @@
 
 mod budgets;
 mod cascade;
+mod daemonsets;
 mod ephemeral;
+mod jobs;
 mod nodes;
+mod statefulsets;
 mod streams;
 mod support;

@@ -291,6 +291,8 @@ pub fn fast_controllers() -> ControllerOptions {
         node_monitor_grace_period: Duration::from_secs(1),
         node_monitor_period: Duration::from_millis(100),
         resync: Duration::from_secs(2),
+        job_backoff_base: Duration::from_millis(10),
+        job_backoff_max: Duration::from_millis(50),
     }
 }
 
