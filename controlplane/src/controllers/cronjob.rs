@@ -24,8 +24,8 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -65,29 +65,19 @@ pub async fn run(client: Client, options: ControllerOptions, shutdown: Cancellat
         watcher::Config::default(),
     );
     let (tx, rx) = mpsc::unbounded_channel::<ObjectRef<CronJob>>();
-    let job_api: Api<Job> = Api::all(client.clone());
-    let route = tokio::spawn(async move {
-        let events =
-            reflector(writer, watcher(job_api, watcher::Config::default())).default_backoff();
-        futures::pin_mut!(events);
-        while let Some(event) = events.next().await {
-            let job = match event {
-                Ok(
-                    watcher::Event::Apply(j)
-                    | watcher::Event::Delete(j)
-                    | watcher::Event::InitApply(j),
-                ) => j,
-                _ => continue,
-            };
-            if let Some(owner) = controller_of(&job.metadata).filter(|o| o.kind == "CronJob") {
-                let ns = job.namespace().unwrap_or_default();
+    let route = super::routing::follow(
+        Api::<Job>::all(client.clone()),
+        writer,
+        move |object: &Job| {
+            if let Some(owner) = controller_of(&object.metadata).filter(|o| o.kind == "CronJob") {
+                let ns = object.namespace().unwrap_or_default();
                 let _ = tx.send(ObjectRef::new(&owner.name).within(&ns));
             }
-        }
-    });
-    tokio::select! {
-        () = shutdown.cancelled() => { route.abort(); return; }
-        ready = jobs.wait_until_ready() => if ready.is_err() { route.abort(); return; }
+        },
+    );
+    if !super::routing::synced(&jobs, &shutdown).await {
+        route.abort();
+        return;
     }
     let ctx = Arc::new(Context {
         client,

@@ -25,11 +25,10 @@ use super::history::{self, POD_REVISION_LABEL};
 use super::pods::{self, controller_of};
 use super::{ControllerOptions, events, rollout};
 
-mod expectations;
 pub mod nodes;
 pub mod plan;
 
-use expectations::Expectations;
+use super::expectations::Expectations;
 use plan::{PodView, Slot};
 
 const COMPONENT: &str = "daemonset-controller";

@@ -17,8 +17,8 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store, reflector, store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store, store};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -60,20 +60,10 @@ pub async fn run(client: Client, options: ControllerOptions, shutdown: Cancellat
     );
     let deployments = controller.store();
     let (tx, rx) = mpsc::unbounded_channel::<ObjectRef<Deployment>>();
-    let rs_api: Api<ReplicaSet> = Api::all(client.clone());
-    let route = tokio::spawn(async move {
-        let events =
-            reflector(writer, watcher(rs_api, watcher::Config::default())).default_backoff();
-        futures::pin_mut!(events);
-        while let Some(event) = events.next().await {
-            let rs = match event {
-                Ok(
-                    watcher::Event::Apply(r)
-                    | watcher::Event::Delete(r)
-                    | watcher::Event::InitApply(r),
-                ) => r,
-                _ => continue,
-            };
+    let route = super::routing::follow(
+        Api::<ReplicaSet>::all(client.clone()),
+        writer,
+        move |rs: &ReplicaSet| {
             let ns = rs.namespace().unwrap_or_default();
             match controller_of(&rs.metadata) {
                 Some(owner) if owner.kind == "Deployment" => {
@@ -91,11 +81,11 @@ pub async fn run(client: Client, options: ControllerOptions, shutdown: Cancellat
                     }
                 }
             }
-        }
-    });
-    tokio::select! {
-        () = shutdown.cancelled() => { route.abort(); return; }
-        ready = replica_sets.wait_until_ready() => if ready.is_err() { route.abort(); return; }
+        },
+    );
+    if !super::routing::synced(&replica_sets, &shutdown).await {
+        route.abort();
+        return;
     }
     let ctx = Arc::new(Context {
         client,

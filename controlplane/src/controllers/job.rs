@@ -13,9 +13,8 @@
 pub mod indexes;
 pub mod plan;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -24,8 +23,8 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -34,12 +33,11 @@ use tokio_util::sync::CancellationToken;
 pub use plan::Backoff;
 use plan::Finish;
 
+use super::expectations::Expectations;
 use super::pods::{self, controller_of};
 use super::{ControllerOptions, events};
 
 const COMPONENT: &str = "job-controller";
-/// How long an expectation may stay unmet before the controller acts anyway.
-const EXPECTATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why a reconcile failed (it is retried).
 #[derive(Debug, thiserror::Error)]
@@ -47,46 +45,6 @@ pub enum Error {
     /// An API call failed.
     #[error("api request failed")]
     Api(#[from] kube::Error),
-}
-
-/// Pods created or deleted for a Job (by uid) that the cache has not shown yet.
-#[derive(Default)]
-struct Expectations {
-    pending: Mutex<HashMap<String, Pending>>,
-}
-
-/// Names created, names deleted, and when the last was added.
-type Pending = (HashSet<String>, HashSet<String>, Instant);
-
-impl Expectations {
-    fn expect(&self, job: &str, created: Vec<String>, deleted: Vec<String>) {
-        if created.is_empty() && deleted.is_empty() {
-            return;
-        }
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = pending
-            .entry(job.to_string())
-            .or_insert_with(|| (HashSet::new(), HashSet::new(), Instant::now()));
-        entry.0.extend(created);
-        entry.1.extend(deleted);
-        entry.2 = Instant::now();
-    }
-
-    fn satisfied(&self, job: &str, namespace: &str, pods: &Store<Pod>) -> bool {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((created, deleted, since)) = pending.get_mut(job) else {
-            return true;
-        };
-        let lookup = |name: &str| pods.get(&ObjectRef::new(name).within(namespace));
-        created.retain(|name| lookup(name).is_none());
-        deleted
-            .retain(|name| lookup(name).is_some_and(|p| p.metadata.deletion_timestamp.is_none()));
-        if (created.is_empty() && deleted.is_empty()) || since.elapsed() > EXPECTATION_TIMEOUT {
-            pending.remove(job);
-            return true;
-        }
-        false
-    }
 }
 
 struct Context {
@@ -116,30 +74,19 @@ pub async fn run_with(
     let (pods, writer) = reflector::store::<Pod>();
     let jobs = Controller::new(Api::<Job>::all(client.clone()), watcher::Config::default());
     let (tx, rx) = mpsc::unbounded_channel::<ObjectRef<Job>>();
-    let pod_api: Api<Pod> = Api::all(client.clone());
-    let route = tokio::spawn(async move {
-        let events =
-            reflector(writer, watcher(pod_api, watcher::Config::default())).default_backoff();
-        futures::pin_mut!(events);
-        while let Some(event) = events.next().await {
-            let pod = match event {
-                Ok(
-                    watcher::Event::Apply(p)
-                    | watcher::Event::Delete(p)
-                    | watcher::Event::InitApply(p),
-                ) => p,
-                _ => continue,
-            };
-            if let Some(owner) = controller_of(&pod.metadata).filter(|o| o.kind == "Job") {
-                let ns = pod.namespace().unwrap_or_default();
+    let route = super::routing::follow(
+        Api::<Pod>::all(client.clone()),
+        writer,
+        move |object: &Pod| {
+            if let Some(owner) = controller_of(&object.metadata).filter(|o| o.kind == "Job") {
+                let ns = object.namespace().unwrap_or_default();
                 let _ = tx.send(ObjectRef::new(&owner.name).within(&ns));
             }
-        }
-    });
-    // Never decide on an empty cache: after a restart it would create every pod again.
-    tokio::select! {
-        () = shutdown.cancelled() => { route.abort(); return; }
-        ready = pods.wait_until_ready() => if ready.is_err() { route.abort(); return; }
+        },
+    );
+    if !super::routing::synced(&pods, &shutdown).await {
+        route.abort();
+        return;
     }
     let ctx = Arc::new(Context {
         client,

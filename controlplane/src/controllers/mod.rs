@@ -21,6 +21,7 @@ pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
 pub mod events;
+pub mod expectations;
 pub mod garbage_collector;
 pub mod history;
 pub mod job;
@@ -30,6 +31,7 @@ pub mod podgc;
 pub mod pods;
 pub mod replicaset;
 pub mod rollout;
+pub mod routing;
 pub mod selector;
 pub mod statefulset;
 

@@ -8,10 +8,9 @@
 //! ([`Expectations`]) until the reflector has seen them, so a reconcile on a cache that
 //! lags its own writes never creates twice, as kube-controller-manager's expectations do.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
@@ -20,8 +19,8 @@ use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -30,13 +29,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::events;
+use super::expectations::Expectations;
 use super::pods::{self, controller_of};
 use super::{ControllerOptions, selector};
 
 /// Most pods created or deleted in one pass (kube-controller-manager's `burstReplicas`).
 const BURST: usize = 500;
-/// How long an expectation may stay unmet before the controller acts anyway.
-const EXPECTATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the controller needs of a ReplicaSet or a ReplicationController.
 pub trait Replicated:
@@ -125,55 +123,6 @@ pub enum Error {
     Api(#[from] kube::Error),
 }
 
-/// Writes this controller made that its pod cache has not shown yet, per owner uid.
-#[derive(Default)]
-pub struct Expectations {
-    pending: Mutex<HashMap<String, Pending>>,
-}
-
-struct Pending {
-    created: HashSet<String>,
-    deleted: HashSet<String>,
-    since: Instant,
-}
-
-impl Expectations {
-    fn expect(&self, owner: &str, created: Vec<String>, deleted: Vec<String>) {
-        if created.is_empty() && deleted.is_empty() {
-            return;
-        }
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = pending.entry(owner.to_string()).or_insert_with(|| Pending {
-            created: HashSet::new(),
-            deleted: HashSet::new(),
-            since: Instant::now(),
-        });
-        entry.created.extend(created);
-        entry.deleted.extend(deleted);
-        entry.since = Instant::now();
-    }
-
-    /// Whether the cache shows every write made for `owner` (or they are too old to wait for).
-    fn satisfied(&self, owner: &str, namespace: &str, pods: &Store<Pod>) -> bool {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(entry) = pending.get_mut(owner) else {
-            return true;
-        };
-        let lookup = |name: &str| pods.get(&ObjectRef::new(name).within(namespace));
-        entry.created.retain(|name| lookup(name).is_none());
-        entry
-            .deleted
-            .retain(|name| lookup(name).is_some_and(|p| p.metadata.deletion_timestamp.is_none()));
-        if (entry.created.is_empty() && entry.deleted.is_empty())
-            || entry.since.elapsed() > EXPECTATION_TIMEOUT
-        {
-            pending.remove(owner);
-            return true;
-        }
-        false
-    }
-}
-
 /// What every reconcile shares.
 pub struct Context {
     client: Client,
@@ -198,20 +147,8 @@ pub async fn run(client: Client, options: ControllerOptions, shutdown: Cancellat
     let (rc_tx, rc_rx) = mpsc::unbounded_channel::<ObjectRef<ReplicationController>>();
 
     // Every pod event wakes the owners it concerns.
-    let pod_api: Api<Pod> = Api::all(client.clone());
-    let route = async move {
-        let events =
-            reflector(writer, watcher(pod_api, watcher::Config::default())).default_backoff();
-        futures::pin_mut!(events);
-        while let Some(event) = events.next().await {
-            let pod = match event {
-                Ok(
-                    watcher::Event::Apply(p)
-                    | watcher::Event::Delete(p)
-                    | watcher::Event::InitApply(p),
-                ) => p,
-                _ => continue,
-            };
+    let route =
+        super::routing::follow(Api::<Pod>::all(client.clone()), writer, move |pod: &Pod| {
             let ns = pod.namespace().unwrap_or_default();
             match controller_of(&pod.metadata) {
                 Some(owner) if owner.kind == "ReplicaSet" => {
@@ -235,13 +172,10 @@ pub async fn run(client: Client, options: ControllerOptions, shutdown: Cancellat
                     }
                 }
             }
-        }
-    };
-    let route = tokio::spawn(route);
-    // Never decide on an empty cache: after a restart it would create every pod again.
-    tokio::select! {
-        () = shutdown.cancelled() => { route.abort(); return; }
-        ready = pods.wait_until_ready() => if ready.is_err() { route.abort(); return; }
+        });
+    if !super::routing::synced(&pods, &shutdown).await {
+        route.abort();
+        return;
     }
     let ctx = Arc::new(Context {
         client,

@@ -18,8 +18,8 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -61,32 +61,20 @@ pub async fn run(client: Client, options: ControllerOptions, shutdown: Cancellat
         watcher::Config::default(),
     );
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<StatefulSet>>();
-    let pod_api: Api<Pod> = Api::all(client.clone());
-    let route = tokio::spawn(async move {
-        let events =
-            reflector(writer, watcher(pod_api, watcher::Config::default())).default_backoff();
-        futures::pin_mut!(events);
-        while let Some(event) = events.next().await {
-            let pod = match event {
-                Ok(
-                    watcher::Event::Apply(p)
-                    | watcher::Event::Delete(p)
-                    | watcher::Event::InitApply(p),
-                ) => p,
-                _ => continue,
-            };
-            if let Some(owner) = controller_of(&pod.metadata)
-                && owner.kind == "StatefulSet"
+    let route = super::routing::follow(
+        Api::<Pod>::all(client.clone()),
+        writer,
+        move |object: &Pod| {
+            if let Some(owner) = controller_of(&object.metadata).filter(|o| o.kind == "StatefulSet")
             {
-                let ns = pod.namespace().unwrap_or_default();
+                let ns = object.namespace().unwrap_or_default();
                 let _ = tx.send(ObjectRef::new(&owner.name).within(&ns));
             }
-        }
-    });
-    // Never decide on an empty cache: after a restart it would see every pod missing.
-    tokio::select! {
-        () = shutdown.cancelled() => { route.abort(); return; }
-        ready = pods.wait_until_ready() => if ready.is_err() { route.abort(); return; }
+        },
+    );
+    if !super::routing::synced(&pods, &shutdown).await {
+        route.abort();
+        return;
     }
     let ctx = Arc::new(Context {
         client,

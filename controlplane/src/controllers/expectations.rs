@@ -1,7 +1,7 @@
-//! Pods a DaemonSet created or deleted that its pod cache has not shown yet, so a reconcile
-//! on a lagging cache never puts a second pod on a node (daemon pods have generated names,
-//! so the API would not refuse the duplicate). The same bookkeeping as the ReplicaSet
-//! controller's `Expectations`.
+//! Writes a controller made that its pod cache has not shown yet, per owner uid (the
+//! ReplicaSet, DaemonSet and Job controllers' "expectations", as kube-controller-manager keeps
+//! them): until the reflector has seen every pod created and every deletion, a reconcile on
+//! the lagging cache would create or delete again.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -13,7 +13,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 /// How long an expectation may stay unmet before the controller acts anyway.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Unseen writes per DaemonSet uid.
+/// Unseen writes per owner uid.
 #[derive(Default)]
 pub struct Expectations {
     pending: Mutex<HashMap<String, Pending>>,
