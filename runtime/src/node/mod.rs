@@ -40,6 +40,7 @@ pub mod logs;
 pub mod metrics;
 mod pods;
 pub mod probes;
+mod pull;
 pub mod register;
 pub mod sandbox;
 pub mod server;

@@ -27,8 +27,7 @@ use super::logs::Stream;
 use super::probes::{ProbeState, Prober};
 use super::sandbox;
 use super::worker::Worker;
-use crate::images::pull::{Credential, Origin, PullError, PullPolicy, credentials};
-use crate::images::{Image, Reference, StandIn, digest_of, stand_in};
+use crate::images::{Reference, StandIn, digest_of, stand_in};
 use crate::wasm::{ContainerSpec, CpuShare, PodNetwork};
 
 /// Where a `wasi:http` handler is served: the first `containerPort`, else `PORT`, else 8080.
@@ -88,33 +87,13 @@ fn resource<'a>(container: &'a Container, kind: Kind, name: &str) -> Option<&'a 
 }
 
 /// Why a container could not be created: the waiting reason and the message.
-struct Failure {
-    reason: &'static str,
-    message: String,
+pub(super) struct Failure {
+    pub(super) reason: &'static str,
+    pub(super) message: String,
 }
 
-fn failure(reason: &'static str) -> impl FnOnce(String) -> Failure {
+pub(super) fn failure(reason: &'static str) -> impl FnOnce(String) -> Failure {
     move |message| Failure { reason, message }
-}
-
-/// A duration as the kubelet's events print it: `512ms`, `1.25s`.
-fn human_duration(d: std::time::Duration) -> String {
-    if d < std::time::Duration::from_secs(1) {
-        return format!("{}ms", d.as_millis());
-    }
-    let s = format!("{:.3}", d.as_secs_f64());
-    format!("{}s", s.trim_end_matches('0').trim_end_matches('.'))
-}
-
-/// `name@sha256:...` without the tag: the `imageID` of a container status.
-pub fn image_id(image: &Image) -> String {
-    let name = image.name.split('@').next().unwrap_or(&image.name);
-    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
-    let repository = match name[last_slash..].rfind(':') {
-        Some(i) if !name.starts_with("file://") => &name[..last_slash + i],
-        _ => name,
-    };
-    format!("{repository}@{}", image.digest)
 }
 
 impl Worker {
@@ -233,44 +212,6 @@ impl Worker {
                 self.records_mut(group)[index].waiting(reason, Some(message), retry);
             }
         }
-    }
-
-    /// While a container's image back-off lasts, shows `ImagePullBackOff` (with the last
-    /// pull error) instead of pulling. True when it did.
-    fn back_off_pull(&mut self, group: Group, index: usize, image: &str) -> bool {
-        let now = Instant::now();
-        let record = &mut self.records_mut(group)[index];
-        let Some(until) = record.pull_backoff_until.filter(|&t| t > now) else {
-            return false;
-        };
-        let super::container::State::Waiting {
-            reason, message, ..
-        } = &record.state
-        else {
-            return false;
-        };
-        if reason != "ErrImagePull" {
-            return true;
-        }
-        let message = format!(
-            "Back-off pulling image {image:?}: ErrImagePull: {}",
-            message.clone().unwrap_or_default()
-        );
-        record.waiting("ImagePullBackOff", Some(message), Some(until));
-        let field = Some(container_field_path(&record.name.clone(), group));
-        self.event(
-            field.clone(),
-            EventType::Normal,
-            "BackOff",
-            format!("Back-off pulling image {image:?}"),
-        );
-        self.event(
-            field,
-            EventType::Warning,
-            "Failed",
-            "Error: ImagePullBackOff".into(),
-        );
-        true
     }
 
     async fn launch(
@@ -499,129 +440,6 @@ impl Worker {
         });
     }
 
-    /// Resolves the container's image under its `imagePullPolicy` ("pulls" it), with the
-    /// kubelet's events: `Pulling`, `Pulled` (with the time taken and the size, or "already
-    /// present"), `StandIn`; records its `imageID`. A failed pull is `ErrImagePull`; retried
-    /// during its back-off it is `ImagePullBackOff`.
-    async fn pull(
-        &mut self,
-        group: Group,
-        index: usize,
-        container: &Container,
-    ) -> Result<Image, Failure> {
-        let field = Some(container_field_path(&container.name, group));
-        let written = container.image.clone().unwrap_or_default();
-        let reference =
-            Reference::parse(&written).map_err(|e| failure("InvalidImageName")(e.to_string()))?;
-        let policy = PullPolicy::of(container.image_pull_policy.as_deref(), &reference);
-        let credentials = self.pull_credentials().await;
-        let events = self.ctx.events.clone();
-        let pod = pod_ref(&self.pod, field.clone());
-        let pulling_message = format!("Pulling image {written:?}");
-        let started = Instant::now();
-        let pulling = move || {
-            events.emit(
-                pod.clone(),
-                EventType::Normal,
-                "Pulling",
-                pulling_message.clone(),
-            );
-        };
-        let pulled = self
-            .ctx
-            .puller
-            .pull(&reference, policy, &credentials, &pulling)
-            .await;
-        let pulled = match pulled {
-            Ok(pulled) => {
-                let record = &mut self.records_mut(group)[index];
-                record.pull_failures = 0;
-                record.pull_backoff_until = None;
-                pulled
-            }
-            Err(PullError::NeverPull(_)) => {
-                let message =
-                    format!("Container image {written:?} is not present with pull policy of Never");
-                self.event(
-                    field,
-                    EventType::Warning,
-                    "ErrImageNeverPull",
-                    message.clone(),
-                );
-                return Err(failure("ErrImageNeverPull")(message));
-            }
-            Err(PullError::Failed(message)) => {
-                let record = &mut self.records_mut(group)[index];
-                record.pull_failures = record.pull_failures.saturating_add(1);
-                return Err(failure("ErrImagePull")(message));
-            }
-        };
-        let message = match &pulled.origin {
-            Origin::BuiltIn | Origin::Present => {
-                format!("Container image {written:?} already present on machine")
-            }
-            Origin::Pulled { bytes, took, .. } => {
-                let waited = started.elapsed();
-                format!(
-                    "Successfully pulled image {written:?} in {} ({} including waiting). Image \
-                     size: {bytes} bytes.",
-                    human_duration(*took),
-                    human_duration(waited)
-                )
-            }
-        };
-        self.event(field.clone(), EventType::Normal, "Pulled", message);
-        if pulled.origin == Origin::BuiltIn
-            && let Some(StandIn { builtin, .. }) = stand_in(&reference)
-        {
-            self.event(
-                field,
-                EventType::Normal,
-                "StandIn",
-                format!(
-                    "Image {written:?} runs as its wasmkube stand-in {builtin} (wasmkube runs \
-                     WebAssembly, not container images)"
-                ),
-            );
-        }
-        self.records_mut(group)[index].image_id = image_id(&pulled.image);
-        Ok(pulled.image)
-    }
-
-    /// The registry credentials of the pod's `imagePullSecrets` (missing Secrets are skipped,
-    /// as the kubelet does, with a warning).
-    async fn pull_credentials(&self) -> Vec<Credential> {
-        let names: Vec<String> = self
-            .pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.image_pull_secrets.as_ref())
-            .into_iter()
-            .flatten()
-            .map(|r| r.name.clone())
-            .filter(|n| !n.is_empty())
-            .collect();
-        let mut out = Vec::new();
-        for name in names {
-            match self.objects.secret(&name).await {
-                Ok(Some(secret)) => {
-                    let data: std::collections::BTreeMap<String, Vec<u8>> = secret
-                        .data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, v.0))
-                        .collect();
-                    out.extend(credentials(&data));
-                }
-                Ok(None) => {
-                    tracing::warn!(secret = %name, "imagePullSecret not found; pulling without it")
-                }
-                Err(e) => tracing::warn!(secret = %name, error = %e, "imagePullSecret unreadable"),
-            }
-        }
-        out
-    }
-
     /// Fetches the ConfigMaps and Secrets the container's env refers to (missing ones are
     /// left out; env resolution decides whether that is an error).
     async fn env_sources(&self, container: &Container) -> Result<Sources, String> {
@@ -656,14 +474,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_print_like_the_kubelet() {
-        use std::time::Duration;
-        assert_eq!(human_duration(Duration::from_micros(12_345)), "12ms");
-        assert_eq!(human_duration(Duration::from_millis(1250)), "1.25s");
-        assert_eq!(human_duration(Duration::from_secs(3)), "3s");
-    }
-
-    #[test]
     fn stand_ins_get_their_port_and_env_unless_the_container_sets_them() {
         let hpa = crate::images::STAND_INS
             .iter()
@@ -686,22 +496,6 @@ mod tests {
                 ("BURN_PER_REQUEST".to_string(), "5".to_string()),
                 ("PORT".to_string(), "8080".to_string())
             ]
-        );
-    }
-
-    #[test]
-    fn image_ids_drop_the_tag_and_pin_the_digest() {
-        let web = Image::from_bytes("wasmkube/web:latest", b"\0asm".to_vec());
-        assert_eq!(image_id(&web), format!("wasmkube/web@{}", web.digest));
-        let port = Image::from_bytes("localhost:5000/app", b"x".to_vec());
-        assert_eq!(
-            image_id(&port),
-            format!("localhost:5000/app@{}", port.digest)
-        );
-        let file = Image::from_bytes("file:///srv/a.wasm", b"x".to_vec());
-        assert_eq!(
-            image_id(&file),
-            format!("file:///srv/a.wasm@{}", file.digest)
         );
     }
 }
