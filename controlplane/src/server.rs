@@ -283,6 +283,11 @@ impl ControlPlane {
                 options.clone(),
                 stop.clone(),
             )),
+            tokio::spawn(controllers::endpoints::run(
+                client.clone(),
+                options.clone(),
+                stop.clone(),
+            )),
             tokio::spawn(controllers::podgc::run(client, options, stop.clone())),
         ]);
     }

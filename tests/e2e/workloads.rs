@@ -124,6 +124,43 @@ fn replicas_spread_heal_roll_and_cascade() {
     let rs = cluster.kubectl_ok(&["get", "rs", "kv"]);
     assert!(rs.contains("kv     3         3         3"), "{rs}");
 
+    // A Service over the Deployment lists its 4 ready pods (Endpoints and EndpointSlices;
+    // the services issue builds the rest on them).
+    apply(
+        &cluster,
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n  - {name: http, port: 8080, targetPort: 80}\n",
+    );
+    let ips: BTreeMap<String, ()> = live_pods(&cluster, "app=web")
+        .into_iter()
+        .map(|(name, _, _)| (cluster.jsonpath(&["pod", &name], "{.status.podIP}"), ()))
+        .collect();
+    eventually(Duration::from_secs(30), || {
+        let listed = cluster.jsonpath(&["endpoints", "web"], "{.subsets[*].addresses[*].ip}");
+        let got: BTreeMap<String, ()> = listed
+            .split_whitespace()
+            .map(|ip| (ip.to_string(), ()))
+            .collect();
+        let port = cluster.jsonpath(&["endpoints", "web"], "{.subsets[0].ports[0].port}");
+        if got == ips && port == "80" {
+            Ok(())
+        } else {
+            Err(format!("{listed} port {port}"))
+        }
+    });
+    let slice = cluster.kubectl_ok(&[
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=web",
+        "-o",
+        "jsonpath={.items[*].endpoints[*].conditions.ready}",
+    ]);
+    assert_eq!(
+        slice.split_whitespace().filter(|r| *r == "true").count(),
+        4,
+        "{slice}"
+    );
+
     // "If any of the 7 fails, a new one replaces it."
     let victim = live_pods(&cluster, "app=kv")[0].0.clone();
     cluster.kubectl_ok(&["delete", "pod", &victim, "--wait=false"]);

@@ -20,6 +20,7 @@ pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
+pub mod endpoints;
 pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
