@@ -173,6 +173,26 @@ fn replicas_spread_heal_roll_and_cascade() {
         "involvedObject.name=kv",
     ]);
     assert!(events.contains("SuccessfulCreate"), "{events}");
+    // The replacement started after the web Service existed: it gets its service links.
+    let replacement = after
+        .iter()
+        .map(|p| p.0.clone())
+        .max_by_key(|name| cluster.jsonpath(&["pod", name], "{.metadata.creationTimestamp}"))
+        .unwrap();
+    let links = cluster.kubectl_ok(&[
+        "exec",
+        &replacement,
+        "--",
+        "sh",
+        "-c",
+        "echo $WEB_SERVICE_HOST:$WEB_SERVICE_PORT $KUBERNETES_SERVICE_PORT",
+    ]);
+    let ip = cluster.jsonpath(&["service", "web"], "{.spec.clusterIP}");
+    assert_eq!(
+        links.trim(),
+        format!("{ip}:8080 443"),
+        "service links in {replacement}"
+    );
 
     // A rolling update never drops below replicas - maxUnavailable = 3 ready.
     let watching = Arc::new(AtomicBool::new(true));

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
 
 use super::config::{quantity_bytes, quantity_millis};
 
@@ -43,6 +43,55 @@ pub enum Error {
     UnsupportedField(String),
 }
 
+/// The env vars Kubernetes gives containers for a Service with a ClusterIP:
+/// `{SVC}_SERVICE_HOST`, `{SVC}_SERVICE_PORT` (and `_PORT_{NAME}` per named port), and the
+/// Docker-link style `{SVC}_PORT`, `{SVC}_PORT_{P}_{PROTO}` with `_PROTO`, `_PORT`, `_ADDR`.
+pub fn service_link(svc: &Service) -> Vec<(String, String)> {
+    let Some(spec) = &svc.spec else {
+        return Vec::new();
+    };
+    let Some(ip) = spec
+        .cluster_ip
+        .as_deref()
+        .filter(|ip| !ip.is_empty() && *ip != "None")
+    else {
+        return Vec::new();
+    };
+    let ports = spec.ports.as_deref().unwrap_or_default();
+    let Some(first) = ports.first() else {
+        return Vec::new();
+    };
+    let upper = |s: &str| s.to_ascii_uppercase().replace('-', "_");
+    let name = upper(svc.metadata.name.as_deref().unwrap_or_default());
+    let proto = |p: &k8s_openapi::api::core::v1::ServicePort| {
+        p.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase()
+    };
+    let mut out = vec![
+        (format!("{name}_SERVICE_HOST"), ip.to_string()),
+        (format!("{name}_SERVICE_PORT"), first.port.to_string()),
+    ];
+    for p in ports {
+        if let Some(port_name) = p.name.as_deref().filter(|n| !n.is_empty()) {
+            out.push((
+                format!("{name}_SERVICE_PORT_{}", upper(port_name)),
+                p.port.to_string(),
+            ));
+        }
+    }
+    out.push((
+        format!("{name}_PORT"),
+        format!("{}://{ip}:{}", proto(first), first.port),
+    ));
+    for p in ports {
+        let base = format!("{name}_PORT_{}_{}", p.port, proto(p).to_ascii_uppercase());
+        out.push((base.clone(), format!("{}://{ip}:{}", proto(p), p.port)));
+        out.push((format!("{base}_PROTO"), proto(p)));
+        out.push((format!("{base}_PORT"), p.port.to_string()));
+        out.push((format!("{base}_ADDR"), ip.to_string()));
+    }
+    out
+}
+
 /// The ConfigMaps and Secrets of the pod's namespace that a container references (only the
 /// ones that exist).
 #[derive(Debug, Clone, Default)]
@@ -51,6 +100,9 @@ pub struct Sources {
     pub config_maps: HashMap<String, ConfigMap>,
     /// By name.
     pub secrets: HashMap<String, Secret>,
+    /// The Services whose `{SVC}_SERVICE_HOST` links the containers get: the pod's
+    /// namespace's (with `enableServiceLinks`, the default) and `default/kubernetes`.
+    pub services: Vec<Service>,
 }
 
 /// Facts about the pod known only on the node.
@@ -122,6 +174,23 @@ pub fn resolve(
     );
     env.set("POD_IP".into(), facts.pod_ip.clone());
     env.set("NODE_NAME".into(), facts.node_name.clone());
+    // Service links come first: the container's own env wins over them, as in Kubernetes.
+    let links = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.enable_service_links)
+        .unwrap_or(true);
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    for svc in &sources.services {
+        let master = svc.metadata.namespace.as_deref() == Some("default")
+            && svc.metadata.name.as_deref() == Some("kubernetes");
+        let local = svc.metadata.namespace.as_deref() == Some(namespace);
+        if master || (links && local) {
+            for (k, v) in service_link(svc) {
+                env.set(k, v);
+            }
+        }
+    }
 
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();

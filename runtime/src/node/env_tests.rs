@@ -43,6 +43,7 @@ fn sources() -> Sources {
     Sources {
         config_maps: HashMap::from([("settings".into(), cm)]),
         secrets: HashMap::from([("creds".into(), secret)]),
+        services: Vec::new(),
     }
 }
 
@@ -258,4 +259,27 @@ fn resource_fields_default_to_node_allocatable() {
     );
     assert_eq!(resource_field(&c, &facts(), "limits.cpu").unwrap(), "2");
     assert_eq!(resource_field(&c, &facts(), "requests.cpu").unwrap(), "0");
+}
+
+#[test]
+fn cluster_ips_become_service_link_env_vars() {
+    let svc: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "redis-primary", "namespace": "default"},
+        "spec": {"clusterIP": "10.96.0.11", "ports": [{"name": "redis", "port": 6379}]}
+    }))
+    .unwrap();
+    let links: std::collections::BTreeMap<_, _> = service_link(&svc).into_iter().collect();
+    assert_eq!(links["REDIS_PRIMARY_SERVICE_HOST"], "10.96.0.11");
+    assert_eq!(links["REDIS_PRIMARY_SERVICE_PORT"], "6379");
+    assert_eq!(links["REDIS_PRIMARY_SERVICE_PORT_REDIS"], "6379");
+    assert_eq!(links["REDIS_PRIMARY_PORT"], "tcp://10.96.0.11:6379");
+    assert_eq!(links["REDIS_PRIMARY_PORT_6379_TCP_ADDR"], "10.96.0.11");
+    let headless: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "db"}, "spec": {"clusterIP": "None", "ports": [{"port": 5432}]}
+    }))
+    .unwrap();
+    assert!(
+        service_link(&headless).is_empty(),
+        "headless services get no links"
+    );
 }

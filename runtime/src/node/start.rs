@@ -465,6 +465,10 @@ impl Worker {
                 sources.secrets.insert(name, secret);
             }
         }
+        match self.objects.services().await {
+            Ok(services) => sources.services = services,
+            Err(e) => tracing::debug!(error = %e, "listing services for service links"),
+        }
         Ok(sources)
     }
 }
