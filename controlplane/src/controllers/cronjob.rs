@@ -16,7 +16,6 @@ pub mod schedule;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -84,12 +83,7 @@ pub async fn run(client: Client, options: ControllerOptions, shutdown: Cancellat
         jobs,
         options,
     });
-    cronjobs
-        .reconcile_on(tokio_stream::wrappers::UnboundedReceiverStream::new(rx))
-        .graceful_shutdown_on(shutdown.cancelled_owned())
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+    super::routing::drive(cronjobs, rx, shutdown, reconcile, error_policy, ctx).await;
     route.abort();
 }
 

@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -92,12 +91,7 @@ pub async fn run(client: Client, options: ControllerOptions, shutdown: Cancellat
         replica_sets,
         options,
     });
-    controller
-        .reconcile_on(tokio_stream::wrappers::UnboundedReceiverStream::new(rx))
-        .graceful_shutdown_on(shutdown.cancelled_owned())
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+    super::routing::drive(controller, rx, shutdown, reconcile, error_policy, ctx).await;
     route.abort();
 }
 

@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -74,12 +73,7 @@ pub async fn run(client: Client, options: ControllerOptions, shutdown: Cancellat
         pods,
         options,
     });
-    controller
-        .reconcile_on(tokio_stream::wrappers::UnboundedReceiverStream::new(rx))
-        .graceful_shutdown_on(shutdown.cancelled_owned())
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+    super::routing::drive(controller, rx, shutdown, reconcile, error_policy, ctx).await;
     route.abort();
 }
 

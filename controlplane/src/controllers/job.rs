@@ -16,7 +16,6 @@ pub mod plan;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::Pod;
@@ -95,11 +94,7 @@ pub async fn run_with(
         options,
         backoff,
     });
-    jobs.reconcile_on(tokio_stream::wrappers::UnboundedReceiverStream::new(rx))
-        .graceful_shutdown_on(shutdown.cancelled_owned())
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+    super::routing::drive(jobs, rx, shutdown, reconcile, error_policy, ctx).await;
     route.abort();
 }
 

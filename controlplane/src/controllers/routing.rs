@@ -51,3 +51,29 @@ where
         ready = store.wait_until_ready() => ready.is_ok(),
     }
 }
+
+/// Runs `controller` until `shutdown`, reconciling each object `wakes` names (and every
+/// object at the controller's own watch events) with `reconcile` and `error_policy`.
+pub async fn drive<K, Fut, Ctx>(
+    controller: kube::runtime::Controller<K>,
+    wakes: tokio::sync::mpsc::UnboundedReceiver<kube::runtime::reflector::ObjectRef<K>>,
+    shutdown: CancellationToken,
+    reconcile: impl FnMut(std::sync::Arc<K>, std::sync::Arc<Ctx>) -> Fut,
+    error_policy: impl Fn(
+        std::sync::Arc<K>,
+        &Fut::Error,
+        std::sync::Arc<Ctx>,
+    ) -> kube::runtime::controller::Action,
+    ctx: std::sync::Arc<Ctx>,
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    Fut: futures::TryFuture<Ok = kube::runtime::controller::Action> + Send + 'static,
+    Fut::Error: std::error::Error + Send + 'static,
+{
+    controller
+        .reconcile_on(tokio_stream::wrappers::UnboundedReceiverStream::new(wakes))
+        .graceful_shutdown_on(shutdown.cancelled_owned())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}

@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
@@ -82,12 +81,7 @@ pub async fn run(client: Client, options: ControllerOptions, shutdown: Cancellat
         options,
         warned: Mutex::new(HashSet::new()),
     });
-    controller
-        .reconcile_on(tokio_stream::wrappers::UnboundedReceiverStream::new(rx))
-        .graceful_shutdown_on(shutdown.cancelled_owned())
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+    super::routing::drive(controller, rx, shutdown, reconcile, error_policy, ctx).await;
     route.abort();
 }
 
