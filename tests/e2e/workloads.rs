@@ -162,7 +162,11 @@ fn replicas_spread_heal_roll_and_cascade() {
     );
 
     // "If any of the 7 fails, a new one replaces it."
-    let victim = live_pods(&cluster, "app=kv")[0].0.clone();
+    let before: Vec<String> = live_pods(&cluster, "app=kv")
+        .into_iter()
+        .map(|p| p.0)
+        .collect();
+    let victim = before[0].clone();
     cluster.kubectl_ok(&["delete", "pod", &victim, "--wait=false"]);
     let after = wait_ready(&cluster, "app=kv", 3);
     assert!(after.iter().all(|p| p.0 != victim), "{after:?}");
@@ -174,10 +178,11 @@ fn replicas_spread_heal_roll_and_cascade() {
     ]);
     assert!(events.contains("SuccessfulCreate"), "{events}");
     // The replacement started after the web Service existed: it gets its service links.
+    // (The one pod that was not there before: creation timestamps have one-second steps.)
     let replacement = after
         .iter()
         .map(|p| p.0.clone())
-        .max_by_key(|name| cluster.jsonpath(&["pod", name], "{.metadata.creationTimestamp}"))
+        .find(|name| !before.contains(name))
         .unwrap();
     let links = cluster.kubectl_ok(&[
         "exec",
