@@ -61,6 +61,20 @@ pub struct NodeArgs {
     /// Allow containers to connect to addresses outside the cluster.
     #[arg(long)]
     pub allow_external_network: bool,
+    /// Let pods resolve names outside the cluster through the host's resolver (off: cluster
+    /// DNS answers alone and other lookups fail).
+    #[arg(long)]
+    pub allow_external_dns: bool,
+    /// The longest a terminating pod's listeners wait for it to leave its Services'
+    /// endpoints (bounded by the grace period too).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub endpoint_drain_timeout: Duration,
+    /// How much longer they stay open after that, for other nodes to see the change.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub endpoint_propagation_delay: Duration,
+    /// The cluster's DNS domain (Services are `NAME.NAMESPACE.svc.DOMAIN`).
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
     /// Serve pod ports below 1024 at 61000+port on the host, as when the agent may not bind
     /// them (automatic then: not root and ip_unprivileged_port_start above them).
     #[arg(long)]
@@ -128,6 +142,10 @@ impl NodeArgs {
         config.sync_period = self.sync_frequency;
         config.allow_host_path = self.allow_host_path;
         config.allow_external_network = self.allow_external_network;
+        config.allow_external_dns = self.allow_external_dns;
+        config.cluster_domain = self.cluster_domain.clone();
+        config.endpoint_drain_timeout = self.endpoint_drain_timeout;
+        config.endpoint_propagation_delay = self.endpoint_propagation_delay;
         config.map_low_ports = self.map_low_ports;
         Ok(config)
     }

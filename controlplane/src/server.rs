@@ -323,33 +323,66 @@ async fn bootstrap(state: &ApiState, api: SocketAddr) -> Result<(), Error> {
         "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.1", "sessionAffinity": "None",
             "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": api.port()}]}});
     ensure(state, "Service", Some("default"), service).await?;
-    // The endpoints follow the API's address, which changes with `--port 0`.
+    // The endpoints follow the API's address, which changes with `--port 0`. Nodes balance
+    // over the slice (the socket layer reads EndpointSlices, as kube-proxy does).
     let endpoints = json!({"apiVersion": "v1", "kind": "Endpoints",
         "metadata": {"name": "kubernetes", "namespace": "default",
             "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
         "subsets": [{"addresses": [{"ip": api.ip().to_string()}],
             "ports": [{"name": "https", "port": api.port(), "protocol": "TCP"}]}]});
+    keep_current(state, "", "Endpoints", endpoints, &["subsets"]).await?;
+    let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+            "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [api.ip().to_string()],
+            "conditions": {"ready": true, "serving": true, "terminating": false}}],
+        "ports": [{"name": "https", "port": api.port(), "protocol": "TCP"}]});
+    keep_current(
+        state,
+        "discovery.k8s.io",
+        "EndpointSlice",
+        slice,
+        &["endpoints", "ports"],
+    )
+    .await
+}
+
+/// Creates `object` (in `default`), or brings `fields` of the stored one up to date.
+async fn keep_current(
+    state: &ApiState,
+    group: &str,
+    kind: &str,
+    object: Value,
+    fields: &[&str],
+) -> Result<(), Error> {
     let rt = state
         .registry
-        .by_kind("", "Endpoints")
-        .ok_or_else(|| unserved("Endpoints"))?;
-    let key = rt.key(Some("default"), "kubernetes");
-    match state.store.get(&key).await? {
-        Some(current) if current.value.get("subsets") == endpoints.get("subsets") => {}
-        Some(current) => {
-            let mut updated = (*current.value).clone();
-            updated["subsets"] = endpoints["subsets"].clone();
-            state
-                .store
-                .write(crate::store::Write::Update {
-                    key,
-                    value: updated,
-                    expected: Some(current.revision),
-                })
-                .await?;
-        }
-        None => ensure(state, "Endpoints", Some("default"), endpoints).await?,
+        .by_kind(group, kind)
+        .ok_or_else(|| unserved(kind))?;
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    let key = rt.key(Some("default"), name);
+    let Some(current) = state.store.get(&key).await? else {
+        return ensure_in(state, group, kind, Some("default"), object).await;
+    };
+    if fields
+        .iter()
+        .all(|f| current.value.get(*f) == object.get(*f))
+    {
+        return Ok(());
     }
+    let mut updated = (*current.value).clone();
+    for f in fields {
+        updated[*f] = object[*f].clone();
+    }
+    state
+        .store
+        .write(crate::store::Write::Update {
+            key,
+            value: updated,
+            expected: Some(current.revision),
+        })
+        .await?;
     Ok(())
 }
 
@@ -360,9 +393,20 @@ async fn ensure(
     namespace: Option<&str>,
     object: Value,
 ) -> Result<(), Error> {
+    ensure_in(state, "", kind, namespace, object).await
+}
+
+/// Creates `object` of `group`'s `kind` unless it exists.
+async fn ensure_in(
+    state: &ApiState,
+    group: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    object: Value,
+) -> Result<(), Error> {
     let rt = state
         .registry
-        .by_kind("", kind)
+        .by_kind(group, kind)
         .ok_or_else(|| unserved(kind))?;
     let target = Target {
         rt,

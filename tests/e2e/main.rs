@@ -21,5 +21,6 @@ mod python;
 mod registry;
 mod restart;
 mod server;
+mod services;
 mod support;
 mod workloads;

@@ -145,14 +145,26 @@ fn members(svc: &Service, pods: &[Arc<Pod>]) -> Vec<Member> {
             .flatten()
             .filter_map(|p| resolve_port(p, pod))
             .collect();
-        out.push(Member {
-            ports,
-            address: json!({
+        // A pod named into the Service's domain (`hostname` + `subdomain`, as StatefulSet
+        // pods are) is listed with its hostname, which DNS answers as `host.svc.ns.svc...`.
+        let hostname = pod
+            .spec
+            .as_ref()
+            .filter(|s| s.subdomain.as_deref() == svc.metadata.name.as_deref())
+            .and_then(|s| s.hostname.clone())
+            .filter(|h| !h.is_empty());
+        let mut address = json!({
                 "ip": ip,
                 "nodeName": pod.spec.as_ref().and_then(|s| s.node_name.clone()),
                 "targetRef": {"kind": "Pod", "namespace": pod.namespace(), "name": pod.name_any(),
                     "uid": pod.metadata.uid},
-            }),
+        });
+        if let Some(hostname) = hostname {
+            address["hostname"] = json!(hostname);
+        }
+        out.push(Member {
+            ports,
+            address,
             ready: publish || is_ready(pod),
             terminating: pod.metadata.deletion_timestamp.is_some(),
         });
@@ -258,6 +270,9 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Error
         });
         if let Some(node) = m.address["nodeName"].as_str() {
             endpoint["nodeName"] = json!(node);
+        }
+        if let Some(hostname) = m.address.get("hostname") {
+            endpoint["hostname"] = hostname.clone();
         }
         g.1.push(endpoint);
     }

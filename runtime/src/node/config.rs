@@ -48,6 +48,17 @@ pub struct NodeConfig {
     /// Map pod ports below 1024 to `61000 + port` on the host even if this process could
     /// bind them; the agent turns it on by itself when it cannot (see `wasm::PodNetwork`).
     pub map_low_ports: bool,
+    /// Whether pods may resolve names outside the cluster through the host's resolver
+    /// (`--allow-external-dns`); off, such lookups fail and cluster DNS answers alone.
+    pub allow_external_dns: bool,
+    /// The cluster domain (`--cluster-domain`, `cluster.local`).
+    pub cluster_domain: String,
+    /// The longest a terminating pod's listeners stay open waiting for it to leave its
+    /// Services' endpoints (`--endpoint-drain-timeout`; also bounded by the grace period).
+    pub endpoint_drain_timeout: Duration,
+    /// How long after that the listeners still stay open, for the other nodes' copies of the
+    /// endpoints to catch up (`--endpoint-propagation-delay`).
+    pub endpoint_propagation_delay: Duration,
 }
 
 impl Default for NodeConfig {
@@ -75,6 +86,10 @@ impl Default for NodeConfig {
             allow_host_path: false,
             allow_external_network: false,
             map_low_ports: false,
+            allow_external_dns: false,
+            cluster_domain: "cluster.local".into(),
+            endpoint_drain_timeout: Duration::from_secs(5),
+            endpoint_propagation_delay: Duration::from_millis(100),
         }
     }
 }

@@ -20,8 +20,8 @@ use super::attach::Attachable;
 use crate::images::commands::basename;
 use crate::images::{Image, ImageSource, Reference};
 use crate::wasm::{
-    ContainerRuntime, ContainerSpec, CpuShare, Exit, MemorySink, Mount, OutputSink, PodNetwork,
-    StdinPipe,
+    ContainerRuntime, ContainerSpec, CpuShare, Exit, MemorySink, Mount, OutputSink, PodCluster,
+    PodNetwork, StdinPipe,
 };
 
 /// Where the toolbox's applets come from when the container's image lacks a command.
@@ -45,6 +45,8 @@ pub struct Sandbox {
     pub mounts: Vec<Mount>,
     /// The pod's network.
     pub network: PodNetwork,
+    /// The pod's view of the cluster's Services and DNS.
+    pub cluster: PodCluster,
     /// Its memory limit.
     pub memory_limit: Option<u64>,
     /// Its CPU share.
@@ -204,6 +206,15 @@ impl Exec {
             })
     }
 
+    /// The network of a pod that has a container running here (port-forward's target): every
+    /// container of a pod shares it.
+    pub fn pod_network(&self, namespace: &str, pod: &str) -> Option<PodNetwork> {
+        self.map()
+            .iter()
+            .find(|((ns, p, _), _)| ns == namespace && p == pod)
+            .map(|(_, sandbox)| sandbox.network)
+    }
+
     /// The commands an image provides, parsed once per digest.
     fn commands_of(&self, image: &Image) -> Arc<Vec<String>> {
         let mut cache = self.commands.lock().unwrap_or_else(|e| e.into_inner());
@@ -269,6 +280,7 @@ impl Exec {
         spec.working_dir = sandbox.working_dir.clone();
         spec.mounts = sandbox.mounts.clone();
         spec.network = sandbox.network;
+        spec.cluster = sandbox.cluster.clone();
         spec.memory_limit = sandbox.memory_limit;
         spec.cpu = sandbox.cpu;
         spec.stdout = stdio.stdout;

@@ -44,6 +44,7 @@ mod pull;
 pub mod register;
 pub mod sandbox;
 pub mod server;
+pub mod services;
 mod session;
 mod start;
 pub mod status;
@@ -195,6 +196,8 @@ pub async fn run(
     let builtin: Arc<dyn crate::images::ImageSource> = Arc::new(puller.builtin().clone());
     let exec = exec::Exec::new(runtime.clone(), guests.handle().clone(), builtin);
     let router = server::router(logs.clone(), usages.clone(), exec.clone());
+    let services = services::ServiceCache::new(&config.cluster_domain);
+    tasks.spawn(services.clone().run(client.clone(), stop.clone()));
     let server_stop = stop.clone();
     tasks.spawn(async move {
         let serve =
@@ -215,6 +218,7 @@ pub async fn run(
         usages,
         events: recorder,
         exec,
+        services,
     });
     pods::run(ctx, stop.clone()).await;
     stop.cancel();

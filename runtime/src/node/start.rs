@@ -28,7 +28,11 @@ use super::probes::{ProbeState, Prober};
 use super::sandbox;
 use super::worker::Worker;
 use crate::images::{Reference, StandIn, digest_of, stand_in};
-use crate::wasm::{ContainerSpec, CpuShare, PodNetwork};
+use crate::wasm::{ContainerSpec, CpuShare, PodCluster, PodNetwork};
+
+/// How long a container start waits for the node's first list of Services (its service-link
+/// env vars), right after the agent starts.
+const SERVICES_SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Where a `wasi:http` handler is served: the first `containerPort`, else `PORT`, else 8080.
 fn http_port(container: &Container, env: &[(String, String)]) -> u16 {
@@ -115,6 +119,23 @@ impl Worker {
             pod_ip,
             allow_external: self.ctx.config.allow_external_network,
             map_low_ports: self.ctx.config.map_low_ports,
+        }
+    }
+
+    /// The pod's view of the cluster: the node's Services and the pod's DNS names.
+    pub(super) fn cluster(&self) -> PodCluster {
+        let spec = self.pod.spec.as_ref();
+        PodCluster {
+            services: self.ctx.services.table(),
+            namespace: self.namespace.clone(),
+            hostname: spec
+                .and_then(|s| s.hostname.clone())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| self.name.clone()),
+            subdomain: spec
+                .and_then(|s| s.subdomain.clone())
+                .filter(|s| !s.is_empty()),
+            allow_external_dns: self.ctx.config.allow_external_dns,
         }
     }
 
@@ -273,6 +294,7 @@ impl Worker {
         spec.working_dir = container.working_dir.clone().filter(|d| !d.is_empty());
         spec.mounts = mounts;
         spec.network = network;
+        spec.cluster = self.cluster();
         spec.memory_limit = memory_limit;
         spec.http_port = http_port(container, &spec.env);
         // An absent request defaults to the limit, as the API server's defaulting does.
@@ -318,6 +340,7 @@ impl Worker {
                 root: spec.root.clone(),
                 mounts: spec.mounts.clone(),
                 network,
+                cluster: spec.cluster.clone(),
                 memory_limit,
                 cpu: spec.cpu,
                 stop: ended.clone(),
@@ -465,10 +488,11 @@ impl Worker {
                 sources.secrets.insert(name, secret);
             }
         }
-        match self.objects.services().await {
-            Ok(services) => sources.services = services,
-            Err(e) => tracing::debug!(error = %e, "listing services for service links"),
-        }
+        sources.services = self
+            .ctx
+            .services
+            .for_links(&self.namespace, SERVICES_SYNC_WAIT)
+            .await;
         Ok(sources)
     }
 }

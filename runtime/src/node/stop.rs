@@ -152,29 +152,46 @@ impl Worker {
                 .as_ref()
                 .and_then(|c| Hook::PreStop.handler(c).cloned());
             let network = self.pod_ip.map(|ip| self.network(ip));
-            let (Some(container), Some(handler), Some(network)) = (container, handler, network)
-            else {
-                drain.cancel();
-                continue;
-            };
             let events = self.ctx.events.clone();
             let object = pod_ref(&self.pod, field);
             let target = self.target(&name);
+            // Listeners close only once no node sends new connections here: the pod has left
+            // every Service's endpoints (or the wait ran out), and its preStop hook is done.
+            let left = self.ctx.services.clone().left_endpoints(
+                self.pod_ip,
+                grace.min(self.ctx.config.endpoint_drain_timeout),
+                self.ctx.config.endpoint_propagation_delay,
+            );
             tokio::spawn(async move {
-                let outcome = tokio::time::timeout(
-                    grace,
-                    lifecycle::run(Hook::PreStop, &handler, &container, network, &target, grace),
-                )
-                .await
-                .unwrap_or_else(|_| Err(format!("did not finish within {grace:?}")));
-                if let Err(message) = outcome {
-                    events.emit(
-                        object,
-                        EventType::Warning,
-                        Hook::PreStop.failed_reason(),
-                        format!("PreStopHook failed for container {name:?}: {message}"),
-                    );
-                }
+                let pre_stop = async {
+                    let (Some(container), Some(handler), Some(network)) =
+                        (container, handler, network)
+                    else {
+                        return;
+                    };
+                    let outcome = tokio::time::timeout(
+                        grace,
+                        lifecycle::run(
+                            Hook::PreStop,
+                            &handler,
+                            &container,
+                            network,
+                            &target,
+                            grace,
+                        ),
+                    )
+                    .await
+                    .unwrap_or_else(|_| Err(format!("did not finish within {grace:?}")));
+                    if let Err(message) = outcome {
+                        events.emit(
+                            object,
+                            EventType::Warning,
+                            Hook::PreStop.failed_reason(),
+                            format!("PreStopHook failed for container {name:?}: {message}"),
+                        );
+                    }
+                };
+                tokio::join!(pre_stop, left);
                 drain.cancel();
             });
         }

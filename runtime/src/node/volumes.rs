@@ -11,9 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use k8s_openapi::api::core::v1::{
-    ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, Service,
-};
+use k8s_openapi::api::core::v1::{ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, Secret};
 use kube::Api;
 
 use super::env::{self, PodFacts};
@@ -183,12 +181,10 @@ fn secret_data(secret: Secret) -> BTreeMap<String, Vec<u8>> {
     data
 }
 
-/// Reads ConfigMaps, Secrets and Services of the pod's namespace.
+/// Reads ConfigMaps and Secrets of the pod's namespace.
 pub struct Objects {
     config_maps: Api<ConfigMap>,
     secrets: Api<Secret>,
-    services: Api<Service>,
-    master: Api<Service>,
 }
 
 impl Objects {
@@ -197,30 +193,7 @@ impl Objects {
         Objects {
             config_maps: Api::namespaced(client.clone(), namespace),
             secrets: Api::namespaced(client.clone(), namespace),
-            services: Api::namespaced(client.clone(), namespace),
-            master: Api::namespaced(client.clone(), "default"),
         }
-    }
-
-    /// The namespace's Services and `default/kubernetes` (for service-link env vars).
-    pub async fn services(&self) -> Result<Vec<Service>, Error> {
-        let api = |source| Error::Api {
-            kind: "service",
-            name: String::new(),
-            source,
-        };
-        let mut all = self
-            .services
-            .list(&kube::api::ListParams::default())
-            .await
-            .map_err(api)?
-            .items;
-        if let Some(master) = self.master.get_opt("kubernetes").await.map_err(api)?
-            && !all.iter().any(|s| s.metadata.uid == master.metadata.uid)
-        {
-            all.push(master);
-        }
-        Ok(all)
     }
 
     /// A ConfigMap, `None` if it does not exist.

@@ -60,6 +60,8 @@ pub struct Context {
     pub events: Recorder,
     /// The running containers as exec and attach targets.
     pub exec: Arc<super::exec::Exec>,
+    /// The cluster's Services (balancing, DNS, service links).
+    pub services: Arc<super::services::ServiceCache>,
 }
 
 /// The latest word from the API about a pod.

@@ -10,7 +10,7 @@
 //! guest blocked in WASI is dropped with its future. Failures before the guest starts (not
 //! wasm, no entry point, a bad mount) -> 128 `StartError`.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Component as PathComponent, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::sockets::WasiSocketsCtxView;
+use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsCtxView};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -30,7 +30,7 @@ use super::engine::WasmEngine;
 use super::exit::{Exit, exit_of};
 use super::http::{self, NoOutgoing};
 use super::limits::{ContainerLimiter, Usage};
-use super::net::{self, PodNetwork, PodSockets, PodTcpView};
+use super::net::{self, PodCluster, PodNetwork, PodSockets, PodTcpView};
 use super::output::{Discard, OutputSink, SinkStream};
 use super::stdin::StdinPipe;
 use crate::images::Image;
@@ -62,6 +62,8 @@ pub struct ContainerSpec {
     pub mounts: Vec<Mount>,
     /// The pod's IP and egress policy.
     pub network: PodNetwork,
+    /// The node's Services and the pod's DNS names (namespace, hostname).
+    pub cluster: PodCluster,
     /// Memory limit per linear memory in bytes (`limits.memory`); `None` means the node cap
     /// ([`super::EngineConfig::max_memory_bytes`]).
     pub memory_limit: Option<u64>,
@@ -110,6 +112,7 @@ impl ContainerSpec {
                 allow_external: false,
                 map_low_ports: false,
             },
+            cluster: PodCluster::default(),
             memory_limit: None,
             stdout: Arc::new(Discard),
             stderr: Arc::new(Discard),
@@ -270,7 +273,7 @@ impl ContainerRuntime {
         };
         let engine = self.engine.engine();
         let meter = CpuMeter::new(spec.cpu, spec.usage.clone());
-        let sockets = PodSockets::new(spec.network, spec.drain.clone());
+        let sockets = PodSockets::new(spec.network, spec.cluster.clone(), spec.drain.clone());
         let mut draining =
             std::pin::pin!(net::wake_on_drain(spec.drain.clone(), sockets.listening()));
         let exit = match &prepared.program {
@@ -435,11 +438,18 @@ pub(crate) fn wasi_builder(spec: &ContainerSpec) -> Result<WasiCtxBuilder, Error
     }
 
     let network = spec.network;
+    let services = spec.cluster.services.clone();
     b.allow_tcp(true)
         .allow_udp(true)
         .allow_ip_name_lookup(true)
         .socket_addr_check(move |addr, usage| {
-            let allowed = network.allows(addr, usage);
+            // An endpoint the balancer chose is reachable even outside the pod range (the
+            // `kubernetes` Service's is the API server's own address).
+            let endpoint = match (addr, usage) {
+                (SocketAddr::V4(a), SocketAddrUse::TcpConnect) => services.is_endpoint(a),
+                _ => false,
+            };
+            let allowed = endpoint || network.allows(addr, usage);
             if !allowed {
                 tracing::debug!(%addr, ?usage, pod_ip = %network.pod_ip, "socket address refused");
             }

@@ -40,7 +40,10 @@ pub use executor::GuestExecutor;
 pub use exit::{EXIT_KILLED, EXIT_START_ERROR, EXIT_TRAP, Exit};
 pub use instance::{ContainerRuntime, ContainerSpec, Mount};
 pub use limits::Usage;
-pub use net::{Ipv4Cidr, MAPPED_PORT_BASE, POD_RANGE, PodNetwork, low_ports_bindable};
+pub use net::{
+    Ipv4Cidr, MAPPED_PORT_BASE, POD_RANGE, PodCluster, PodNetwork, Route, ServiceEntry,
+    ServiceTable, VirtualPort, low_ports_bindable,
+};
 pub use output::{Discard, LogFile, MemorySink, OutputSink};
 pub use stdin::StdinPipe;
 

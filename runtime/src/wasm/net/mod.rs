@@ -21,10 +21,18 @@
 //!
 //! `wasi:sockets/udp` gets the same rewriting (udp.rs). Pod ports below 1024 are mapped to
 //! `61000 + port` on the host when the agent may not bind them ([`PodNetwork::map_low_ports`]).
-//! Not here yet: Service ClusterIP rewriting and cluster DNS (the services issue).
+//!
+//! Services: a TCP connect to `ClusterIP:port` goes to one ready endpoint of the node's
+//! [`ServiceTable`] (services.rs), and `wasi:sockets/ip-name-lookup` is cluster DNS (dns.rs).
+//! Both see the pod through its [`PodCluster`].
 
+mod dns;
+mod services;
 mod tcp;
 mod udp;
+
+pub use dns::PodCluster;
+pub use services::{Route, ServiceEntry, ServiceTable, VirtualPort};
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -222,6 +230,8 @@ fn to_guest(addr: SocketAddr, v6: bool) -> SocketAddr {
 #[derive(Debug)]
 pub(crate) struct PodSockets {
     pub(crate) network: PodNetwork,
+    /// The node's Services and the pod's names.
+    pub(crate) cluster: PodCluster,
     /// Table handles of sockets the guest created as IPv6 (backed by IPv4 host sockets).
     v6: HashSet<u32>,
     /// Cancelled when the pod terminates: listening sockets stop accepting.
@@ -241,9 +251,14 @@ pub const MAX_SOCKETS_PER_CONTAINER: usize = 4096;
 pub(crate) type Listening = Arc<Mutex<Vec<SocketAddr>>>;
 
 impl PodSockets {
-    pub(crate) fn new(network: PodNetwork, drain: CancellationToken) -> PodSockets {
+    pub(crate) fn new(
+        network: PodNetwork,
+        cluster: PodCluster,
+        drain: CancellationToken,
+    ) -> PodSockets {
         PodSockets {
             network,
+            cluster,
             v6: HashSet::new(),
             drain,
             listening: Listening::default(),
@@ -253,6 +268,32 @@ impl PodSockets {
 
     pub(crate) fn listening(&self) -> Listening {
         self.listening.clone()
+    }
+
+    /// The host address a guest connect to `addr` goes to: a Service port is balanced to one
+    /// of its ready endpoints (which skip the localhost rewrite), anything else is rewritten
+    /// as for bind.
+    fn connect_addr(&self, addr: SocketAddr, v6: bool) -> Result<SocketAddr, ErrorCode> {
+        let guest_v4 = match addr {
+            SocketAddr::V4(a) if !v6 => Some(a),
+            SocketAddr::V6(a) if v6 => a
+                .ip()
+                .to_ipv4_mapped()
+                .map(|ip| SocketAddrV4::new(ip, a.port())),
+            _ => None,
+        };
+        if let Some(target) = guest_v4 {
+            match self.cluster.services.route(target, self.network.pod_ip) {
+                Route::Direct => {}
+                Route::Endpoint(ep) => {
+                    let port = self.network.host_port(*ep.ip(), ep.port());
+                    return Ok(SocketAddr::V4(SocketAddrV4::new(*ep.ip(), port)));
+                }
+                Route::Refused => return Err(ErrorCode::ConnectionRefused),
+            }
+        }
+        self.network
+            .host_addr(addr, v6, ErrorCode::RemoteUnreachable)
     }
 }
 
@@ -290,7 +331,7 @@ pub(crate) struct PodTcpView<'a> {
     pub(crate) pod: &'a mut PodSockets,
 }
 
-/// Shadows `wasi:sockets/tcp`, `tcp-create-socket` and `udp` in a linker that already has
+/// Shadows `wasi:sockets/tcp`, `tcp-create-socket`, `udp` and `ip-name-lookup` in a linker that already has
 /// wasmtime-wasi's p2 interfaces.
 pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
@@ -300,6 +341,7 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
     tcp_bindings::add_to_linker::<T, PodTcp>(linker, getter)?;
     tcp_create_socket::add_to_linker::<T, PodTcp>(linker, getter)?;
     udp_bindings::add_to_linker::<T, PodTcp>(linker, getter)?;
+    dns::add_to_linker(linker, getter)?;
     linker.allow_shadowing(false);
     Ok(())
 }

@@ -111,10 +111,7 @@ impl HostTcpSocket for PodTcpView<'_> {
         remote_address: IpSocketAddress,
     ) -> SocketResult<()> {
         let v6 = self.is_v6(&this);
-        let remote =
-            self.pod
-                .network
-                .host_addr(remote_address.into(), v6, ErrorCode::RemoteUnreachable)?;
+        let remote = self.pod.connect_addr(remote_address.into(), v6)?;
         if remote.ip().is_loopback() {
             self.bind_to_pod_ip(&this, &network)?;
         }

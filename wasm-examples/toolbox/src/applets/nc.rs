@@ -199,6 +199,16 @@ pub fn nslookup(io: &mut Io, args: &[String]) -> i32 {
     );
     let mut addrs: Vec<IpAddr> = match (name.as_str(), 0).to_socket_addrs() {
         Ok(a) => a.map(|a| a.ip()).collect(),
+        // wasmkube's cluster DNS fails outside names with `permanent-resolver-failure`
+        // (EAI_FAIL) unless the node allows them; a missing name is EAI_NONAME.
+        Err(e) if is_permanent_failure(&e.to_string()) => {
+            let _ = writeln!(
+                io.stdout,
+                "** server can't find {name}: REFUSED (the node resolves cluster names only; \
+                 `wasmkube node --allow-external-dns` lets pods look up other names)\n"
+            );
+            return 1;
+        }
         Err(_) => Vec::new(),
     };
     addrs.dedup();
@@ -212,6 +222,11 @@ pub fn nslookup(io: &mut Io, args: &[String]) -> i32 {
     }
     let _ = writeln!(io.stdout);
     0
+}
+
+/// Whether a lookup error is `EAI_FAIL` (as `gai_strerror` words it in musl and wasi-libc).
+fn is_permanent_failure(error: &str) -> bool {
+    error.contains("ermanent failure") || error.contains("on-recoverable")
 }
 
 #[cfg(test)]
