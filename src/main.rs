@@ -61,6 +61,9 @@ struct ServerArgs {
     /// The pod address range inside 127/8; each node gets a /16 of it.
     #[arg(long, default_value = "127.64.0.0/10")]
     cluster_cidr: controlplane::registry::ClusterCidr,
+    /// The Service address range ClusterIPs come from (the `kubernetes` Service is its .1).
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cluster_ip_range: controlplane::registry::ServiceCidr,
     /// How long a node's Lease may go unrenewed before it is `Ready=Unknown` and tainted
     /// unreachable (its pods are then evicted after their toleration, 300 s by default).
     #[arg(long, default_value = "50s", value_parser = parse_duration)]
@@ -165,6 +168,7 @@ impl ServerArgs {
             max_watch: self.max_watch_duration,
             namespace_retry: self.namespace_retry_interval,
             cluster_cidr: self.cluster_cidr,
+            service_cidr: self.service_cluster_ip_range,
         }
     }
 }
@@ -245,7 +249,16 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         let name = format!("node-{i}");
         let address = std::net::Ipv4Addr::new(127, 1, i as u8, 1);
         let dir = data_dir.join("nodes").join(&name);
-        let node_config = args.node.config(name, address, dir)?;
+        let mut node_config = args.node.config(name, address, dir)?;
+        // The first node is the cluster's load balancer (k3s's servicelb), at 127.0.0.1
+        // unless --load-balancer-address says otherwise.
+        if i == 1 {
+            node_config.load_balancer_address = Some(
+                args.node
+                    .load_balancer_address
+                    .unwrap_or(std::net::Ipv4Addr::LOCALHOST),
+            );
+        }
         let client = plane.client();
         tasks.push(node::spawn_agent(
             client,

@@ -72,6 +72,10 @@ pub struct NodeArgs {
     /// How much longer they stay open after that, for other nodes to see the change.
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     pub endpoint_propagation_delay: Duration,
+    /// Serve LoadBalancer Services on this host address and report it as their ingress
+    /// (`up`: its first node, at 127.0.0.1 by default).
+    #[arg(long)]
+    pub load_balancer_address: Option<Ipv4Addr>,
     /// The cluster's DNS domain (Services are `NAME.NAMESPACE.svc.DOMAIN`).
     #[arg(long, default_value = "cluster.local")]
     pub cluster_domain: String,
@@ -144,6 +148,7 @@ impl NodeArgs {
         config.allow_external_network = self.allow_external_network;
         config.allow_external_dns = self.allow_external_dns;
         config.cluster_domain = self.cluster_domain.clone();
+        config.load_balancer_address = self.load_balancer_address;
         config.endpoint_drain_timeout = self.endpoint_drain_timeout;
         config.endpoint_propagation_delay = self.endpoint_propagation_delay;
         config.map_low_ports = self.map_low_ports;

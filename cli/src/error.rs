@@ -76,6 +76,9 @@ pub enum Error {
     /// Waiting for an object to go away took too long.
     #[error("timed out waiting for the condition on {0}")]
     WaitTimeout(String),
+    /// A port-forward cannot start: the pod is not running, a local port is taken.
+    #[error("{0}")]
+    PortForward(String),
     /// Errors were already printed to stderr; the command as a whole failed.
     #[error("one or more errors were reported")]
     AlreadyReported,

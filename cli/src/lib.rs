@@ -1,5 +1,5 @@
 //! wasmkube's kubectl-style client verbs: `apply`, `get`, `describe`, `delete`, `scale`, `logs`,
-//! and `image` (the cluster's image store, `image.rs`).
+//! `port-forward` (`portforward.rs`) and `image` (the cluster's image store, `image.rs`).
 //!
 //! They talk to any Kubernetes-compatible API server through kube-rs, resolve resource types
 //! through the server's discovery (so short names such as `po` and `deploy` work), and print
@@ -19,6 +19,7 @@ mod get;
 mod image;
 mod logs;
 mod manifest;
+mod portforward;
 mod print;
 mod progress;
 mod resource;
@@ -31,6 +32,7 @@ pub use describe::DescribeArgs;
 pub use get::{GetArgs, OutputFormat};
 pub use image::ImageArgs;
 pub use logs::LogsArgs;
+pub use portforward::PortForwardArgs;
 pub use rollout::RolloutArgs;
 pub use scale::ScaleArgs;
 
@@ -49,6 +51,9 @@ pub enum Command {
     Scale(ScaleArgs),
     /// Print a container's logs (like `kubectl logs`).
     Logs(LogsArgs),
+    /// Forward local ports to a pod, or to a service's or deployment's pod (like
+    /// `kubectl port-forward`).
+    PortForward(PortForwardArgs),
     /// Manage a Deployment's rollout: status, history, undo, restart, pause, resume.
     Rollout(RolloutArgs),
     /// Manage the cluster's images: import a wasm file, push to a registry, list, remove.
@@ -92,6 +97,7 @@ async fn dispatch(command: Command, cluster: &client::Cluster) -> Result<(), err
         Command::Delete(args) => delete::run(args, cluster).await,
         Command::Scale(args) => scale::run(args, cluster).await,
         Command::Logs(args) => logs::run(args, cluster).await,
+        Command::PortForward(args) => portforward::run(args, cluster).await,
         Command::Image(args) => image::run(args, cluster).await,
         Command::Rollout(args) => rollout::run(args, cluster).await,
     }

@@ -106,6 +106,8 @@ pub struct Config {
     pub namespace_retry: Duration,
     /// The pod address range; each node gets a /16 of it.
     pub cluster_cidr: crate::registry::ClusterCidr,
+    /// The Service address range (`--service-cluster-ip-range`).
+    pub service_cidr: crate::registry::ServiceCidr,
 }
 
 impl Default for Config {
@@ -119,6 +121,7 @@ impl Default for Config {
             max_watch: options.max_watch,
             namespace_retry: Duration::from_secs(1),
             cluster_cidr: crate::registry::ClusterCidr::default(),
+            service_cidr: crate::registry::ServiceCidr::default(),
         }
     }
 }
@@ -186,6 +189,7 @@ impl ControlPlane {
             max_watch: config.max_watch,
             server_address: local.to_string(),
             cluster_cidr: config.cluster_cidr,
+            service_cidr: config.service_cidr,
             image_dir: Some(image_dir),
             max_image_blob: DEFAULT_MAX_BLOB,
         };
@@ -320,7 +324,8 @@ async fn bootstrap(state: &ApiState, api: SocketAddr) -> Result<(), Error> {
     let service = json!({"apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "kubernetes", "namespace": "default",
             "labels": {"component": "apiserver", "provider": "kubernetes"}},
-        "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.1", "sessionAffinity": "None",
+        "spec": {"type": "ClusterIP",
+            "clusterIP": state.options.service_cidr.nth(1).to_string(), "sessionAffinity": "None",
             "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": api.port()}]}});
     ensure(state, "Service", Some("default"), service).await?;
     // The endpoints follow the API's address, which changes with `--port 0`. Nodes balance
@@ -408,6 +413,11 @@ async fn ensure_in(
         .registry
         .by_kind(group, kind)
         .ok_or_else(|| unserved(kind))?;
+    // Already there (a restart): creating again would first trip over its own allocations.
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    if state.store.get(&rt.key(namespace, name)).await?.is_some() {
+        return Ok(());
+    }
     let target = Target {
         rt,
         namespace: namespace.map(String::from),

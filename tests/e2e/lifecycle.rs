@@ -253,26 +253,7 @@ fn a_pod_cannot_listen_on_another_pods_ip() {
 
 #[test]
 fn a_cluster_runs_as_an_ordinary_user_with_low_ports_mapped() {
-    // As root, drop to `nobody` with setpriv; as anyone else, run as is.
-    let root = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false);
-    let prefix: &[&str] = if root {
-        &[
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--",
-        ]
-    } else {
-        &[]
-    };
+    let (root, prefix) = crate::support::as_ordinary_user();
     let Some(cluster) = Cluster::up_with_kubectl_as("lifecycle::nonroot", FAST, prefix) else {
         return;
     };

@@ -191,6 +191,31 @@ pub fn next_cluster_cidr() -> String {
     format!("127.{}.0.0/14", 64 + 4 * block)
 }
 
+/// Whether the tests run as root, and the command prefix that runs a server as an ordinary
+/// user: as root, `nobody` through setpriv; as anyone else, nothing.
+pub fn as_ordinary_user() -> (bool, &'static [&'static str]) {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false);
+    let prefix: &[&str] = if root {
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+        ]
+    } else {
+        &[]
+    };
+    (root, prefix)
+}
+
 /// Flags that shorten the node agent's timers so restarts show within seconds.
 pub const FAST: &[&str] = &[
     "--backoff-base",

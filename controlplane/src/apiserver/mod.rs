@@ -54,6 +54,8 @@ pub struct Options {
     pub server_address: String,
     /// The pod address range node IPAM hands /16s out of.
     pub cluster_cidr: crate::registry::ClusterCidr,
+    /// The Service address range ClusterIPs are allocated from.
+    pub service_cidr: crate::registry::ServiceCidr,
     /// Where the image store (`/v2/`) keeps its files; `None`: a temporary directory removed
     /// with the state (tests).
     pub image_dir: Option<PathBuf>,
@@ -68,6 +70,7 @@ impl Default for Options {
             max_watch: Duration::from_secs(1800),
             server_address: "127.0.0.1:6443".into(),
             cluster_cidr: crate::registry::ClusterCidr::default(),
+            service_cidr: crate::registry::ServiceCidr::default(),
             image_dir: None,
             max_image_blob: images::DEFAULT_MAX_BLOB,
         }
@@ -274,6 +277,9 @@ async fn resource(
         (&Method::GET | &Method::POST, true, Some("attach")) if t.rt.kind == "Pod" => {
             stream::serve(state, &t, stream::Session::Attach, parts, query).await
         }
+        (&Method::GET | &Method::POST, true, Some("portforward")) if t.rt.kind == "Pod" => {
+            stream::portforward(state, &t, parts, query).await
+        }
         (&Method::GET, true, Some("ephemeralcontainers")) => {
             read::get(state, &t, query, accept).await
         }
@@ -307,6 +313,7 @@ async fn resource(
                     | "eviction"
                     | "exec"
                     | "attach"
+                    | "portforward"
                     | "ephemeralcontainers"
             ) =>
         {

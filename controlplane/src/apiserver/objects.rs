@@ -191,33 +191,17 @@ pub async fn create(
     }
     let strategy = rt.strategy;
     strategy.default(&mut object);
-    let _guard = if strategy.allocates() {
-        Some(state.allocation.lock().await)
-    } else {
-        None
+    let (_guard, existing) = allocations(state, rt).await?;
+    let ctx = CreateContext {
+        existing: &existing,
+        cluster_cidr: state.options.cluster_cidr,
+        service_cidr: state.options.service_cidr,
     };
-    let existing: Vec<Arc<Value>> = if strategy.allocates() {
-        state
-            .store
-            .list(&rt.key_prefix(None))
-            .await?
-            .0
-            .into_iter()
-            .map(|v| v.value)
-            .collect()
-    } else {
-        Vec::new()
-    };
-    strategy.prepare_create(
-        &mut object,
-        &CreateContext {
-            existing: &existing,
-            cluster_cidr: state.options.cluster_cidr,
-        },
-    );
+    strategy.prepare_create(&mut object, &ctx);
     let mut causes = Causes::default();
     validate_meta(rt, &object, &mut causes);
     strategy.validate(&object, None, &mut causes);
+    strategy.validate_allocation(&object, &ctx, &mut causes);
     invalid(rt, &object, causes)?;
     warnings.extend(strategy.warnings(&object));
     let name = name_of(&object);
@@ -439,6 +423,24 @@ pub async fn update_object(
         }
         let mut object = merge_update(rt, &current.value, object, part);
         rt.strategy.default(&mut object);
+        // Held until the write: another create or update could take what this one allocates.
+        let (_guard, existing) = match part {
+            Part::Main => allocations(state, rt).await?,
+            _ => (None, Vec::new()),
+        };
+        let others: Vec<Arc<Value>> = existing
+            .into_iter()
+            .filter(|o| o.pointer("/metadata/uid") != current.value.pointer("/metadata/uid"))
+            .collect();
+        let ctx = CreateContext {
+            existing: &others,
+            cluster_cidr: state.options.cluster_cidr,
+            service_cidr: state.options.service_cidr,
+        };
+        if part == Part::Main {
+            rt.strategy
+                .prepare_update(&mut object, &current.value, &ctx);
+        }
         if part == Part::EphemeralContainers {
             bump_generation_if_changed(
                 rt,
@@ -458,10 +460,14 @@ pub async fn update_object(
                     &mut causes,
                 )
             }
-            Part::Main | Part::Status => {
+            Part::Main => {
                 rt.strategy
-                    .validate(&object, Some(&current.value), &mut causes)
+                    .validate(&object, Some(&current.value), &mut causes);
+                rt.strategy.validate_allocation(&object, &ctx, &mut causes);
             }
+            Part::Status => rt
+                .strategy
+                .validate(&object, Some(&current.value), &mut causes),
         }
         invalid(rt, &object, causes)?;
         if part == Part::Main {
@@ -500,6 +506,27 @@ pub async fn update_object(
         }
     }
     Err(ApiError::Conflict(Subject::of(rt, &name)))
+}
+
+/// For a kind whose objects allocate from a shared pool (ClusterIPs, NodePorts): the lock
+/// that serialises such writes and every object of the kind; nothing for other kinds.
+async fn allocations<'a>(
+    state: &'a ApiState,
+    rt: &ResourceType,
+) -> Result<(Option<tokio::sync::MutexGuard<'a, ()>>, Vec<Arc<Value>>), ApiError> {
+    if !rt.strategy.allocates() {
+        return Ok((None, Vec::new()));
+    }
+    let guard = state.allocation.lock().await;
+    let existing = state
+        .store
+        .list(&rt.key_prefix(None))
+        .await?
+        .0
+        .into_iter()
+        .map(|v| v.value)
+        .collect();
+    Ok((Some(guard), existing))
 }
 
 #[cfg(test)]

@@ -1,15 +1,17 @@
-//! `pods/exec` and `pods/attach`: checked here as kube-apiserver checks them, then relayed to
-//! the pod's node agent, which speaks the WebSocket channel protocols (`v5.channel.k8s.io`,
-//! `v4.channel.k8s.io`) itself.
+//! `pods/exec`, `pods/attach` and `pods/portforward`: checked here as kube-apiserver checks
+//! them, then relayed to the pod's node agent, which speaks the WebSocket channel protocols
+//! (`v5.channel.k8s.io`, `v4.channel.k8s.io`) and, for port-forward, SPDY/3.1 (tunnelled in
+//! WebSocket or by a plain upgrade) itself.
 //!
-//! The API server never looks inside the stream. It sends the client's WebSocket handshake on
-//! to `GET /exec/{namespace}/{pod}/{container}?{query}` (or `/attach/...`) at the node's
-//! daemon endpoint; if the node switches protocols, so does the client's connection, and the
-//! two upgraded sockets are copied into each other until either side closes. Anything else the
-//! node answers (a `Status` saying the container is not running, say) goes back unchanged.
+//! The API server never looks inside the stream. It sends the client's handshake on to
+//! `GET /exec/{namespace}/{pod}/{container}?{query}` (or `/attach/...`, or
+//! `/portForward/{namespace}/{pod}?{query}`) at the node's daemon endpoint; if the node
+//! switches protocols, so does the client's connection, and the two upgraded sockets are
+//! copied into each other until either side closes. Anything else the node answers (a
+//! `Status` saying the container is not running, say) goes back unchanged.
 //!
 //! kubectl tries WebSocket first and retries with SPDY/3.1 after *any* failed WebSocket
-//! handshake. wasmkube does not speak SPDY, so that retry always fails, and kubectl reports the
+//! handshake. wasmkube's exec does not speak SPDY, so that retry always fails, and kubectl reports the
 //! retry's error, not the first one. To keep the real reason visible, the node's refusal of
 //! the WebSocket attempt is remembered for a moment ([`RecentRefusals`]) and given again as
 //! the answer to the SPDY retry for the same container.
@@ -194,6 +196,7 @@ pub async fn serve(
     let refusal = match relay(
         &node,
         &path,
+        Upgrade::WebSocket,
         &parts.headers,
         client,
         state.shutdown.child_token(),
@@ -215,6 +218,75 @@ pub async fn serve(
     Ok(response)
 }
 
+/// `GET` or `POST .../pods/{name}/portforward`: the pod must be running on a node; the
+/// handshake (SPDY/3.1 in WebSocket, a SPDY/3.1 upgrade, or WebSocket channels with
+/// `?ports=`) goes to the node's `/portForward/{namespace}/{pod}` as it came.
+///
+/// There is no `services/portforward`: kubectl resolves `svc/NAME` to one of its pods and
+/// the service port to that pod's port itself.
+pub async fn portforward(
+    state: &ApiState,
+    t: &Target<'_>,
+    parts: &mut Parts,
+    query: &Query,
+) -> Result<Response, ApiError> {
+    let (ns, name, pod) = get_pod(state, t).await?;
+    let node = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::BadRequest(format!("pod {name} does not have a host assigned")))?;
+    let phase = pod
+        .pointer("/status/phase")
+        .and_then(Value::as_str)
+        .unwrap_or("Pending");
+    if phase != "Running" {
+        return Err(ApiError::BadRequest(format!(
+            "unable to forward port because pod is not running. Current status={phase}"
+        )));
+    }
+    for ports in query.all("ports") {
+        for port in ports.split(',') {
+            if !matches!(port.trim().parse::<u16>(), Ok(1..)) {
+                return Err(ApiError::BadRequest(format!(
+                    "invalid port {port:?} in ports={ports:?}: ports are numbers from 1 to 65535"
+                )));
+            }
+        }
+    }
+    let upgrade = upgrade_of(&parts.headers);
+    if upgrade == Upgrade::None {
+        return Err(ApiError::BadRequest("Upgrade request required".into()));
+    }
+    let addr = node_endpoint(state, node).await?;
+    let client = parts.extensions.remove::<OnUpgrade>().ok_or_else(|| {
+        ApiError::BadRequest(
+            "this connection cannot be upgraded (port-forward needs HTTP/1.1 over a socket)".into(),
+        )
+    })?;
+    let path = match parts.uri.query() {
+        Some(q) => format!("/portForward/{ns}/{name}?{q}"),
+        None => format!("/portForward/{ns}/{name}"),
+    };
+    let node = Node { addr, name: node };
+    match relay(
+        &node,
+        &path,
+        upgrade,
+        &parts.headers,
+        client,
+        state.shutdown.child_token(),
+    )
+    .await?
+    {
+        Answer::Switched(response) => Ok(response),
+        Answer::Refused(refusal) => {
+            tracing::debug!(pod = %name, status = %refusal.status, "the node refused the port-forward");
+            Ok(refusal.response())
+        }
+    }
+}
+
 /// The node agent a stream goes to.
 struct Node<'a> {
     addr: SocketAddr,
@@ -229,22 +301,37 @@ enum Answer {
     Refused(Refusal),
 }
 
-/// Sends the client's handshake on to the node; on 101 answers 101 and copies between the two
-/// upgraded sockets until either closes or the server shuts down.
+/// Whether a handshake header goes on to the node (and a node's answer back): the upgrade
+/// itself, WebSocket's keys and subprotocols, and SPDY's stream protocol versions.
+fn relayed(name: &header::HeaderName) -> bool {
+    name == header::UPGRADE
+        || name.as_str().starts_with("sec-websocket-")
+        || name.as_str().starts_with("x-stream-protocol-version")
+}
+
+/// Sends the client's handshake on to the node (a WebSocket one as `GET`, a SPDY one as
+/// `POST`, as kubectl sends them); on 101 answers 101 and copies between the two upgraded
+/// sockets until either closes or the server shuts down.
 async fn relay(
     node: &Node<'_>,
     path: &str,
+    upgrade: Upgrade,
     headers: &HeaderMap,
     client: OnUpgrade,
     shutdown: CancellationToken,
 ) -> Result<Answer, ApiError> {
     let mut sender = connect(node.addr, node.name).await?;
-    let mut request = Request::get(path)
+    let method = match upgrade {
+        Upgrade::Spdy => axum::http::Method::POST,
+        Upgrade::WebSocket | Upgrade::None => axum::http::Method::GET,
+    };
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
         .header(header::HOST, node.addr.to_string())
-        .header(header::CONNECTION, "Upgrade")
-        .header(header::UPGRADE, "websocket");
+        .header(header::CONNECTION, "Upgrade");
     for (name, value) in headers {
-        if name.as_str().starts_with("sec-websocket-") {
+        if relayed(name) {
             request = request.header(name, value);
         }
     }
@@ -273,10 +360,7 @@ async fn relay(
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     for (name, value) in answer.headers() {
-        let relayed = name == header::UPGRADE
-            || name == header::CONNECTION
-            || name.as_str().starts_with("sec-websocket-");
-        if relayed {
+        if relayed(name) || name == header::CONNECTION {
             response.headers_mut().append(name, value.clone());
         }
     }

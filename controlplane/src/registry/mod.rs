@@ -34,6 +34,12 @@ pub trait Strategy: Send + Sync {
     fn allocates(&self) -> bool {
         false
     }
+    /// Prepares an update of an object that allocates (a Service turned NodePort gets its
+    /// node ports); `ctx.existing` holds the other objects of the kind.
+    fn prepare_update(&self, _obj: &mut Value, _old: &Value, _ctx: &CreateContext) {}
+    /// Checks what an object holds against the others of its kind in `ctx.existing` (a
+    /// ClusterIP or NodePort someone else has), on create and update.
+    fn validate_allocation(&self, _obj: &Value, _ctx: &CreateContext, _causes: &mut Causes) {}
     /// Checks an object; `old` is the current object on update.
     fn validate(&self, _obj: &Value, _old: Option<&Value>, _causes: &mut Causes) {}
     /// Whether the kind has a `status` that only the status subresource may change.
@@ -63,6 +69,73 @@ pub struct CreateContext<'a> {
     pub existing: &'a [std::sync::Arc<Value>],
     /// The cluster's pod networks, from which each node gets a /16.
     pub cluster_cidr: ClusterCidr,
+    /// Where ClusterIPs come from (`--service-cluster-ip-range`).
+    pub service_cidr: ServiceCidr,
+}
+
+/// The Service address range (`--service-cluster-ip-range`, default `10.96.0.0/12`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServiceCidr {
+    /// The network address.
+    pub base: std::net::Ipv4Addr,
+    /// The prefix length.
+    pub prefix: u8,
+}
+
+impl Default for ServiceCidr {
+    fn default() -> Self {
+        Self {
+            base: std::net::Ipv4Addr::new(10, 96, 0, 0),
+            prefix: 12,
+        }
+    }
+}
+
+impl ServiceCidr {
+    /// How many addresses the range has.
+    pub fn size(&self) -> u32 {
+        1u32 << (32 - u32::from(self.prefix))
+    }
+
+    /// Whether `ip` is in the range.
+    pub fn contains(&self, ip: std::net::Ipv4Addr) -> bool {
+        u32::from(ip).wrapping_sub(u32::from(self.base)) < self.size()
+    }
+
+    /// The `i`th address of the range.
+    pub fn nth(&self, i: u32) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::from(u32::from(self.base) + i)
+    }
+}
+
+impl std::fmt::Display for ServiceCidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.base, self.prefix)
+    }
+}
+
+impl std::str::FromStr for ServiceCidr {
+    type Err = String;
+    /// Parses `A.B.C.D/P` with P between 12 and 28 and no host bits set.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "invalid service CIDR {s:?}: use A.B.C.D/P with 12 <= P <= 28, e.g. 10.96.0.0/12"
+            )
+        };
+        let (ip, prefix) = s.split_once('/').ok_or_else(bad)?;
+        let base: std::net::Ipv4Addr = ip.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        if !(12..=28).contains(&prefix) || u32::from(base) & ((1u32 << (32 - prefix)) - 1) != 0 {
+            return Err(bad());
+        }
+        if base.is_loopback() {
+            return Err(format!(
+                "invalid service CIDR {s:?}: 127.0.0.0/8 holds the pod network"
+            ));
+        }
+        Ok(Self { base, prefix })
+    }
 }
 
 /// The cluster's pod address range: the /16s `127.{first}.0.0` up to (not including)

@@ -1,6 +1,10 @@
-//! Services: defaults, validation, and ClusterIP/NodePort allocation at create time (as
-//! kube-apiserver's service REST storage allocates them; nothing routes to them until the
-//! Services issue's node network does).
+//! Services: defaults, validation, and ClusterIP/NodePort allocation (as kube-apiserver's
+//! service REST storage does it). Nodes route to what is allocated here: ClusterIPs in the
+//! socket layer, NodePorts and LoadBalancer ports on the host (`runtime/src/node/hostports.rs`).
+//!
+//! There is no allocation bitmap: what is taken is read from the other Services under the API
+//! server's allocation lock, so a deleted Service frees its addresses at once and a failed
+//! create (or a crash before the write) never leaks one.
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -8,11 +12,8 @@ use std::net::Ipv4Addr;
 use serde_json::{Value, json};
 
 use super::meta::{default_field, each_mut, items};
-use super::{Causes, CreateContext, Strategy};
+use super::{Causes, CreateContext, ServiceCidr, Strategy};
 
-/// The service CIDR: 10.96.0.0/12. 10.96.0.1 belongs to the `kubernetes` Service.
-const SERVICE_BASE: u32 = u32::from_be_bytes([10, 96, 0, 0]);
-const SERVICE_SIZE: u32 = 1 << 20;
 /// The NodePort range.
 const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
 
@@ -77,7 +78,8 @@ impl Strategy for ServiceStrategy {
                 obj.pointer("/metadata/name").and_then(Value::as_str),
                 obj.pointer("/metadata/namespace").and_then(Value::as_str),
             );
-            if let Some(ip) = allocate_ip(&used, name_ns == (Some("kubernetes"), Some("default"))) {
+            let kubernetes = name_ns == (Some("kubernetes"), Some("default"));
+            if let Some(ip) = allocate_ip(ctx.service_cidr, &used, kubernetes) {
                 obj["spec"]["clusterIP"] = json!(ip);
                 obj["spec"]["clusterIPs"] = json!([ip]);
             }
@@ -88,21 +90,95 @@ impl Strategy for ServiceStrategy {
                 json!([ip]),
             );
         }
-        if ty == "NodePort" || ty == "LoadBalancer" {
-            let mut used: HashSet<i64> = ctx
-                .existing
-                .iter()
-                .flat_map(|s| items(s, "/spec/ports").filter_map(|p| p["nodePort"].as_i64()))
+        allocate_node_ports(obj, ctx);
+    }
+
+    fn prepare_update(&self, obj: &mut Value, old: &Value, ctx: &CreateContext) {
+        // The ClusterIP stays; a Service turned NodePort or LoadBalancer gets its node ports
+        // (kept from the old object where the port is the same), one turned back loses them.
+        for field in ["clusterIP", "clusterIPs"] {
+            if obj.pointer(&format!("/spec/{field}")).is_none()
+                && let Some(v) = old.pointer(&format!("/spec/{field}"))
+                && let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
+            {
+                spec.insert(field.into(), v.clone());
+            }
+        }
+        let ty = obj.pointer("/spec/type").and_then(Value::as_str);
+        if matches!(ty, Some("NodePort" | "LoadBalancer")) {
+            let kept: Vec<(i64, i64)> = items(old, "/spec/ports")
+                .filter_map(|p| Some((p["port"].as_i64()?, p["nodePort"].as_i64()?)))
                 .collect();
             if let Some(Value::Array(ports)) = obj.pointer_mut("/spec/ports") {
                 for p in ports.iter_mut() {
                     if p.get("nodePort").and_then(Value::as_i64).is_none()
-                        && let Some(n) = NODE_PORTS.clone().find(|n| !used.contains(n))
+                        && let Some((_, n)) = kept.iter().find(|(port, _)| p["port"] == *port)
                     {
-                        used.insert(n);
                         p["nodePort"] = json!(n);
                     }
                 }
+            }
+            allocate_node_ports(obj, ctx);
+        } else if let Some(Value::Array(ports)) = obj.pointer_mut("/spec/ports") {
+            for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                p.remove("nodePort");
+            }
+        }
+    }
+
+    fn validate_allocation(&self, obj: &Value, ctx: &CreateContext, causes: &mut Causes) {
+        let ty = obj.pointer("/spec/type").and_then(Value::as_str);
+        if ty == Some("ExternalName") {
+            return;
+        }
+        match obj.pointer("/spec/clusterIP").and_then(Value::as_str) {
+            None | Some("") => causes.invalid(
+                "spec.clusterIPs",
+                &json!([]),
+                &format!(
+                    "failed to allocate IP: range is full (the range of valid IPs is {})",
+                    ctx.service_cidr
+                ),
+            ),
+            Some("None") => {}
+            Some(ip) => match ip.parse::<Ipv4Addr>() {
+                Err(_) => causes.invalid(
+                    "spec.clusterIPs[0]",
+                    &json!(ip),
+                    "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                ),
+                Ok(addr) if !ctx.service_cidr.contains(addr) => causes.invalid(
+                    "spec.clusterIPs",
+                    &json!([ip]),
+                    &format!(
+                        "failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid \
+                         range. The range of valid IPs is {}",
+                        ctx.service_cidr
+                    ),
+                ),
+                Ok(_) if holder(ctx, "/spec/clusterIP", ip).is_some() => causes.invalid(
+                    "spec.clusterIPs",
+                    &json!([ip]),
+                    &format!("failed to allocate IP {ip}: provided IP is already allocated"),
+                ),
+                Ok(_) => {}
+            },
+        }
+        let mut seen = HashSet::new();
+        for (i, p) in items(obj, "/spec/ports").enumerate() {
+            let Some(n) = p.get("nodePort").and_then(Value::as_i64) else {
+                continue;
+            };
+            let taken = ctx.existing.iter().any(|s| {
+                items(s, "/spec/ports")
+                    .any(|q| q.get("nodePort").and_then(Value::as_i64) == Some(n))
+            });
+            if taken || !seen.insert(n) {
+                causes.invalid(
+                    format!("spec.ports[{i}].nodePort"),
+                    &json!(n),
+                    "provided port is already allocated",
+                );
             }
         }
     }
@@ -159,13 +235,38 @@ impl Strategy for ServiceStrategy {
             }
         }
     }
+}
 
-    fn warnings(&self, obj: &Value) -> Vec<String> {
-        let mut out = Vec::new();
-        if obj.pointer("/spec/sessionAffinity").and_then(Value::as_str) == Some("ClientIP") {
-            out.push("spec.sessionAffinity: ClientIP is not implemented yet; the field is stored but has no effect".into());
+/// The existing Service whose `pointer` field is `value`.
+fn holder<'a>(ctx: &'a CreateContext, pointer: &str, value: &str) -> Option<&'a Value> {
+    ctx.existing
+        .iter()
+        .map(|s| &**s)
+        .find(|s| s.pointer(pointer).and_then(Value::as_str) == Some(value))
+}
+
+/// Gives every port of a NodePort or LoadBalancer Service without a `nodePort` the lowest
+/// free one.
+fn allocate_node_ports(obj: &mut Value, ctx: &CreateContext) {
+    let ty = obj.pointer("/spec/type").and_then(Value::as_str);
+    if !matches!(ty, Some("NodePort" | "LoadBalancer")) {
+        return;
+    }
+    let mut used: HashSet<i64> = ctx
+        .existing
+        .iter()
+        .flat_map(|s| items(s, "/spec/ports").filter_map(|p| p["nodePort"].as_i64()))
+        .chain(items(obj, "/spec/ports").filter_map(|p| p["nodePort"].as_i64()))
+        .collect();
+    if let Some(Value::Array(ports)) = obj.pointer_mut("/spec/ports") {
+        for p in ports.iter_mut() {
+            if p.get("nodePort").and_then(Value::as_i64).is_none()
+                && let Some(n) = NODE_PORTS.clone().find(|n| !used.contains(n))
+            {
+                used.insert(n);
+                p["nodePort"] = json!(n);
+            }
         }
-        out
     }
 }
 
@@ -173,14 +274,18 @@ impl Strategy for ServiceStrategy {
 /// (`min(max(16, size/16), 256)` in kube-apiserver).
 const STATIC_BAND: u32 = 256;
 
-fn allocate_ip(used: &HashSet<String>, is_kubernetes: bool) -> Option<String> {
+fn allocate_ip(range: ServiceCidr, used: &HashSet<String>, is_kubernetes: bool) -> Option<String> {
     if is_kubernetes {
-        return Some(Ipv4Addr::from(SERVICE_BASE + 1).to_string());
+        return Some(range.nth(1).to_string());
     }
     // As kube-apiserver, dynamic allocation avoids the low band kept for addresses chosen by
-    // hand (the `kubernetes` Service at .1, cluster DNS at .10).
-    (STATIC_BAND..SERVICE_SIZE - 1)
-        .map(|i| Ipv4Addr::from(SERVICE_BASE + i).to_string())
+    // hand (the `kubernetes` Service at .1, cluster DNS at .10), and takes it only when the
+    // rest is full.
+    let size = range.size();
+    let band = STATIC_BAND.min(size / 16).max(16.min(size / 2));
+    (band..size - 1)
+        .chain(2..band)
+        .map(|i| range.nth(i).to_string())
         .find(|ip| !used.contains(ip))
 }
 
@@ -225,5 +330,88 @@ mod tests {
         let mut causes = Causes::default();
         ServiceStrategy.validate(&svc, None, &mut causes);
         assert_eq!(causes.0[0].field, "spec.ports[0].name");
+    }
+
+    fn created(spec: Value, existing: &[Arc<Value>]) -> (Value, Causes) {
+        let mut svc = json!({"metadata": {"name": "s", "namespace": "default", "uid": "new"},
+            "spec": spec});
+        ServiceStrategy.default(&mut svc);
+        let ctx = CreateContext {
+            existing,
+            ..Default::default()
+        };
+        ServiceStrategy.prepare_create(&mut svc, &ctx);
+        let mut causes = Causes::default();
+        ServiceStrategy.validate_allocation(&svc, &ctx, &mut causes);
+        (svc, causes)
+    }
+
+    #[test]
+    fn a_taken_or_outside_cluster_ip_is_refused_and_a_free_one_kept() {
+        let (a, causes) = created(json!({"ports": [{"port": 80}]}), &[]);
+        assert!(causes.0.is_empty());
+        let ip = a["spec"]["clusterIP"].as_str().unwrap().to_string();
+        assert!(ip.starts_with("10.9"), "{ip}");
+        let existing = [Arc::new(a)];
+        let (_, causes) = created(json!({"clusterIP": ip, "ports": [{"port": 80}]}), &existing);
+        assert_eq!(causes.0[0].field, "spec.clusterIPs");
+        assert!(
+            causes.0[0].message.contains("already allocated"),
+            "{causes:?}"
+        );
+        let (_, causes) = created(
+            json!({"clusterIP": "192.168.0.9", "ports": [{"port": 80}]}),
+            &existing,
+        );
+        assert!(
+            causes.0[0].message.contains("not in the valid range"),
+            "{causes:?}"
+        );
+        let (b, causes) = created(
+            json!({"clusterIP": "10.96.0.10", "ports": [{"port": 53}]}),
+            &existing,
+        );
+        assert!(causes.0.is_empty(), "{causes:?}");
+        assert_eq!(b["spec"]["clusterIPs"], json!(["10.96.0.10"]));
+        let (_, causes) = created(
+            json!({"clusterIP": "None", "ports": [{"port": 80}]}),
+            &existing,
+        );
+        assert!(causes.0.is_empty(), "headless");
+    }
+
+    #[test]
+    fn a_node_port_clash_is_refused() {
+        let (a, _) = created(
+            json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}),
+            &[],
+        );
+        let existing = [Arc::new(a)];
+        let (_, causes) = created(
+            json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}),
+            &existing,
+        );
+        assert_eq!(causes.0[0].field, "spec.ports[0].nodePort");
+        let (b, causes) = created(
+            json!({"type": "NodePort", "ports": [{"port": 80}]}),
+            &existing,
+        );
+        assert!(causes.0.is_empty());
+        assert_eq!(b["spec"]["ports"][0]["nodePort"], 30000);
+    }
+
+    #[test]
+    fn turning_a_service_into_a_node_port_allocates_and_back_frees() {
+        let (old, _) = created(json!({"ports": [{"port": 80}]}), &[]);
+        let mut new = json!({"metadata": old["metadata"], "spec": {"type": "NodePort",
+            "ports": [{"port": 80}]}});
+        ServiceStrategy.default(&mut new);
+        ServiceStrategy.prepare_update(&mut new, &old, &CreateContext::default());
+        assert_eq!(new["spec"]["clusterIP"], old["spec"]["clusterIP"]);
+        assert_eq!(new["spec"]["ports"][0]["nodePort"], 30000);
+        let mut back = new.clone();
+        back["spec"]["type"] = json!("ClusterIP");
+        ServiceStrategy.prepare_update(&mut back, &new, &CreateContext::default());
+        assert!(back["spec"]["ports"][0].get("nodePort").is_none());
     }
 }

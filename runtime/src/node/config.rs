@@ -53,6 +53,9 @@ pub struct NodeConfig {
     pub allow_external_dns: bool,
     /// The cluster domain (`--cluster-domain`, `cluster.local`).
     pub cluster_domain: String,
+    /// Where this node serves LoadBalancer Services (`--load-balancer-address`; `up` gives
+    /// its first node `127.0.0.1`); `None`: it is no load balancer.
+    pub load_balancer_address: Option<Ipv4Addr>,
     /// The longest a terminating pod's listeners stay open waiting for it to leave its
     /// Services' endpoints (`--endpoint-drain-timeout`; also bounded by the grace period).
     pub endpoint_drain_timeout: Duration,
@@ -88,6 +91,7 @@ impl Default for NodeConfig {
             map_low_ports: false,
             allow_external_dns: false,
             cluster_domain: "cluster.local".into(),
+            load_balancer_address: None,
             endpoint_drain_timeout: Duration::from_secs(5),
             endpoint_propagation_delay: Duration::from_millis(100),
         }

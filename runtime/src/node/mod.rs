@@ -24,7 +24,8 @@
 //! - `exec.rs`: running commands inside a running container (exec, exec probes and hooks);
 //!   `stream.rs`: the exec and attach endpoints, `session.rs` their WebSocket side;
 //!   `terminal.rs`: the host-side line discipline of `-t`; `attach.rs`: the streams of a
-//!   `stdin: true` container.
+//!   `stdin: true` container; `portforward/`: `kubectl port-forward` (SPDY/3.1, tunnelled
+//!   or not, and WebSocket channels) to a pod's ports.
 
 mod attach;
 pub mod config;
@@ -33,12 +34,14 @@ pub mod env;
 mod ephemeral;
 pub mod events;
 pub mod exec;
+pub mod hostports;
 pub mod ipam;
 pub mod lease;
 pub mod lifecycle;
 pub mod logs;
 pub mod metrics;
 mod pods;
+pub mod portforward;
 pub mod probes;
 mod pull;
 pub mod register;
@@ -198,6 +201,14 @@ pub async fn run(
     let router = server::router(logs.clone(), usages.clone(), exec.clone());
     let services = services::ServiceCache::new(&config.cluster_domain);
     tasks.spawn(services.clone().run(client.clone(), stop.clone()));
+    let host_ports = hostports::HostPorts {
+        node_address: config.address,
+        load_balancer: config.load_balancer_address,
+        map_low_ports: config.map_low_ports,
+        client: client.clone(),
+        events: recorder.clone(),
+    };
+    tasks.spawn(host_ports.run(services.clone(), stop.clone()));
     let server_stop = stop.clone();
     tasks.spawn(async move {
         let serve =

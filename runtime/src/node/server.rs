@@ -1,7 +1,8 @@
 //! The node's HTTP endpoint (the kubelet's port 10250, `daemonEndpoints.kubeletEndpoint`):
 //! `GET /containerLogs/{namespace}/{pod}/{container}`, `GET /metrics/resource` (see
 //! `metrics.rs`), the exec and attach sessions `GET /exec/...` and `GET /attach/...` (see
-//! `stream.rs`) and `GET /healthz`.
+//! `stream.rs`), port-forwarding `/portForward/{namespace}/{pod}` (see `portforward/`) and
+//! `GET /healthz`.
 //!
 //! The API server's `pods/log` proxies here. Query parameters are the kubelet's: `follow`,
 //! `tailLines`, `previous`, `timestamps`, `sinceSeconds`, `sinceTime`, `limitBytes`. With
@@ -24,7 +25,7 @@ use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 use super::exec::Exec;
 use super::logs::{self, LogStore, ReadOptions, complete_prefix, render};
 use super::metrics::Usages;
-use super::stream;
+use super::{portforward, stream};
 
 /// How often a followed log is checked for new lines.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);
@@ -65,6 +66,10 @@ pub fn router(logs: Arc<LogStore>, usages: Arc<Usages>, exec: Arc<Exec>) -> Rout
         .route(
             "/attach/{namespace}/{pod}/{container}",
             get(stream::attach).post(stream::attach),
+        )
+        .route(
+            "/portForward/{namespace}/{pod}",
+            get(portforward::serve).post(portforward::serve),
         )
         .with_state(exec);
     Router::new()

@@ -37,6 +37,8 @@ pub struct ServiceCache {
     table: Arc<ServiceTable>,
     services: RwLock<HashMap<String, Arc<Service>>>,
     synced: watch::Sender<bool>,
+    /// Bumped on every Service change (the host ports follow it).
+    changes: watch::Sender<u64>,
 }
 
 impl ServiceCache {
@@ -46,6 +48,7 @@ impl ServiceCache {
             table: Arc::new(ServiceTable::new(domain)),
             services: RwLock::default(),
             synced: watch::channel(false).0,
+            changes: watch::channel(0).0,
         })
     }
 
@@ -68,6 +71,24 @@ impl ServiceCache {
                     || (ns.as_deref() == Some("default") && s.name_any() == "kubernetes")
             })
             .map(|s| (**s).clone())
+            .collect()
+    }
+
+    /// Tells of every change to the Services.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// The NodePort and LoadBalancer Services.
+    pub fn load_balanced(&self) -> Vec<Arc<Service>> {
+        let services = self.services.read().unwrap_or_else(|e| e.into_inner());
+        services
+            .values()
+            .filter(|s| {
+                let ty = s.spec.as_ref().and_then(|s| s.type_.as_deref());
+                matches!(ty, Some("NodePort" | "LoadBalancer"))
+            })
+            .cloned()
             .collect()
     }
 
@@ -152,6 +173,14 @@ fn owner(slice: &EndpointSlice) -> Option<String> {
 
 impl State {
     fn service_event(&mut self, event: Event<Service>) {
+        let listing = matches!(event, Event::Init | Event::InitApply(_));
+        self.apply_service_event(event);
+        if !listing {
+            self.cache.changes.send_modify(|n| *n += 1);
+        }
+    }
+
+    fn apply_service_event(&mut self, event: Event<Service>) {
         match event {
             Event::Init => self.listing_services = Some(HashMap::new()),
             Event::InitApply(svc) => {

@@ -8,7 +8,7 @@
 //! ends the running command with status 130 (`tty.rs`). Applets run in-process as
 //! functions, so the `sh` applet runs pipelines, `$(...)` and the other applets without
 //! processes (WASI has none). Applets: `sh echo cat ls mkdir rm cp mv touch head tail wc grep
-//! env hostname sleep date true false test [ wget nc nslookup tar`. Exit statuses follow
+//! env hostname sleep date true false test [ wget nc nslookup tar ab`. Exit statuses follow
 //! busybox (127 for an unknown command), and reach the host exactly through
 //! `wasi:cli/exit.exit-with-code`.
 //!
@@ -45,7 +45,7 @@ guest::commands!(
     /// The commands this image provides, for `kubectl exec`: the node agent reads this custom
     /// section (names separated by `\n`) from the component. `toolbox` and every applet, kept
     /// equal to [`applets::APPLETS`] by a test.
-    COMMANDS = b"toolbox\n[\ncat\ncp\ndate\necho\nenv\nfalse\ngrep\nhead\nhostname\n\
+    COMMANDS = b"toolbox\n[\nab\ncat\ncp\ndate\necho\nenv\nfalse\ngrep\nhead\nhostname\n\
     ls\nmkdir\nmv\nnc\nnslookup\nrm\nsh\nsleep\ntail\ntar\ntest\ntouch\ntrue\nwc\nwget"
 );
 

@@ -3,6 +3,7 @@
 //! An applet is `fn(&mut Io, args) -> exit status` with `args[0]` its own name, like a
 //! `main`. The shell, `env` and the multi-call dispatcher all find applets here.
 
+pub mod ab;
 pub mod files;
 pub mod grep;
 pub mod ls;
@@ -22,6 +23,7 @@ pub type Applet = fn(&mut Io, &[String]) -> i32;
 /// Every applet, by name (kept sorted: `toolbox --list` prints it in this order).
 pub const APPLETS: &[(&str, Applet)] = &[
     ("[", test::bracket),
+    ("ab", ab::ab),
     ("cat", files::cat),
     ("cp", files::cp),
     ("date", system::date),
