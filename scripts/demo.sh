@@ -61,6 +61,46 @@ for _ in $(seq 1 100); do
 done
 "$bin" describe pod my-web | sed -n '/^Events:/,$p'
 echo
+echo "== a Service by name from a pod (cluster DNS; the ClusterIP is balanced in the socket layer)"
+"$bin" apply -f - <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata:
+  name: client
+  namespace: demo
+spec:
+  restartPolicy: Never
+  containers:
+  - name: busybox
+    image: busybox
+    command: [sh, -c, "nslookup web.demo.svc.cluster.local; wget -qO- http://web | head -4"]
+YAML
+for _ in $(seq 1 100); do
+  "$bin" get pod client -n demo 2>/dev/null | grep -q Completed && break
+  sleep 0.1
+done
+"$bin" logs client -n demo
+echo "== a LoadBalancer Service, answered on 127.0.0.1 by the first node (like k3s's servicelb)"
+lb_port=${WASMKUBE_DEMO_LB_PORT:-18080}
+"$bin" apply -f - <<YAML
+apiVersion: v1
+kind: Service
+metadata:
+  name: web-lb
+  namespace: demo
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports:
+  - port: $lb_port
+    targetPort: 80
+YAML
+sleep 1
+"$bin" get svc web-lb -n demo
+if command -v curl >/dev/null; then
+  curl -s "http://127.0.0.1:$lb_port/" | head -4 || true
+fi
+echo
 echo "The cluster is running: export KUBECONFIG=$KUBECONFIG and use kubectl or wasmkube."
 echo "Ctrl-C stops it."
 wait $pid
