@@ -26,6 +26,10 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once at start; the flag structs are not worth boxing"
+)]
 enum Command {
     /// Run the control plane (API server, store and controllers) in the foreground.
     Server(ServerArgs),
@@ -80,9 +84,31 @@ struct ServerArgs {
     /// A Job's longest delay before it replaces a failed pod.
     #[arg(long, default_value = "6m", value_parser = parse_duration)]
     job_backoff_max: Duration,
+    /// How often the volume controller re-examines every claim and volume when nothing
+    /// changed.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pvclaimbinder_sync_period: Duration,
     /// How often the scheduler retries pods that fit nowhere, when nothing else changed.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     unschedulable_retry_interval: Duration,
+    /// How often node agents are scraped for metrics.k8s.io (kubectl top, the HPA).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    metric_resolution: Duration,
+    /// How often every HorizontalPodAutoscaler is evaluated.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    horizontal_pod_autoscaler_sync_period: Duration,
+    /// How long an HPA looks back for higher recommendations before it scales in.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    horizontal_pod_autoscaler_downscale_stabilization: Duration,
+    /// The usage/target ratio distance from 1.0 within which an HPA does not scale.
+    #[arg(long, default_value_t = 0.1)]
+    horizontal_pod_autoscaler_tolerance: f64,
+    /// How long after a pod starts its CPU counts only from samples taken after it became ready.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    horizontal_pod_autoscaler_cpu_initialization_period: Duration,
+    /// How long after start a not-yet-ready pod still counts as about to become ready.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    horizontal_pod_autoscaler_initial_readiness_delay: Duration,
 }
 
 #[derive(Args, Debug)]
@@ -147,6 +173,14 @@ impl ServerArgs {
             resync: self.min_resync_period,
             job_backoff_base: self.job_backoff_base,
             job_backoff_max: self.job_backoff_max,
+            pvclaimbinder_sync_period: self.pvclaimbinder_sync_period,
+            hpa: controlplane::controllers::hpa::HpaOptions {
+                sync_period: self.horizontal_pod_autoscaler_sync_period,
+                downscale_stabilization: self.horizontal_pod_autoscaler_downscale_stabilization,
+                tolerance: self.horizontal_pod_autoscaler_tolerance,
+                cpu_initialization_period: self.horizontal_pod_autoscaler_cpu_initialization_period,
+                initial_readiness_delay: self.horizontal_pod_autoscaler_initial_readiness_delay,
+            },
         }
     }
 
@@ -169,6 +203,7 @@ impl ServerArgs {
             namespace_retry: self.namespace_retry_interval,
             cluster_cidr: self.cluster_cidr,
             service_cidr: self.service_cluster_ip_range,
+            metric_resolution: self.metric_resolution,
         }
     }
 }

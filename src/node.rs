@@ -76,6 +76,18 @@ pub struct NodeArgs {
     /// (`up`: its first node, at 127.0.0.1 by default).
     #[arg(long)]
     pub load_balancer_address: Option<Ipv4Addr>,
+    /// Where the local-path StorageClass keeps this node's volumes [default: DATA_DIR/storage].
+    #[arg(long)]
+    pub local_path_root: Option<PathBuf>,
+    /// How soon a pod whose claim is not bound yet looks again.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub volume_retry_interval: Duration,
+    /// How often the usage of the node's claims is measured and reported on them.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub volume_stats_agg_period: Duration,
+    /// How often containers' CPU is sampled for `/stats/summary`'s `usageNanoCores`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub housekeeping_interval: Duration,
     /// The cluster's DNS domain (Services are `NAME.NAMESPACE.svc.DOMAIN`).
     #[arg(long, default_value = "cluster.local")]
     pub cluster_domain: String,
@@ -119,6 +131,12 @@ impl NodeArgs {
         let mut config = NodeConfig {
             name,
             address,
+            local_path_root: self
+                .local_path_root
+                .clone()
+                .unwrap_or_else(|| data_dir.join("storage")),
+            volume_stats_period: self.volume_stats_agg_period,
+            volume_retry: self.volume_retry_interval,
             data_dir,
             ..NodeConfig::default()
         };
@@ -152,6 +170,7 @@ impl NodeArgs {
         config.endpoint_drain_timeout = self.endpoint_drain_timeout;
         config.endpoint_propagation_delay = self.endpoint_propagation_delay;
         config.map_low_ports = self.map_low_ports;
+        config.housekeeping_interval = self.housekeeping_interval;
         Ok(config)
     }
 

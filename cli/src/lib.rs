@@ -1,5 +1,5 @@
 //! wasmkube's kubectl-style client verbs: `apply`, `get`, `describe`, `delete`, `scale`, `logs`,
-//! `port-forward` (`portforward.rs`) and `image` (the cluster's image store, `image.rs`).
+//! `port-forward` (`portforward.rs`), `top` (metrics.k8s.io, `top.rs`) and `image` (the cluster's image store, `image.rs`).
 //!
 //! They talk to any Kubernetes-compatible API server through kube-rs, resolve resource types
 //! through the server's discovery (so short names such as `po` and `deploy` work), and print
@@ -25,6 +25,7 @@ mod progress;
 mod resource;
 mod rollout;
 mod scale;
+mod top;
 
 pub use apply::ApplyArgs;
 pub use delete::{Cascade, DeleteArgs};
@@ -35,6 +36,7 @@ pub use logs::LogsArgs;
 pub use portforward::PortForwardArgs;
 pub use rollout::RolloutArgs;
 pub use scale::ScaleArgs;
+pub use top::TopArgs;
 
 /// The client verbs, as clap subcommands.
 #[derive(clap::Subcommand, Debug)]
@@ -58,6 +60,8 @@ pub enum Command {
     Rollout(RolloutArgs),
     /// Manage the cluster's images: import a wasm file, push to a registry, list, remove.
     Image(ImageArgs),
+    /// Show CPU and memory of pods or nodes, from metrics.k8s.io (like `kubectl top`).
+    Top(TopArgs),
 }
 
 /// The error [`run`] returns once it has printed what went wrong to stderr (kubectl's
@@ -100,5 +104,6 @@ async fn dispatch(command: Command, cluster: &client::Cluster) -> Result<(), err
         Command::PortForward(args) => portforward::run(args, cluster).await,
         Command::Image(args) => image::run(args, cluster).await,
         Command::Rollout(args) => rollout::run(args, cluster).await,
+        Command::Top(args) => top::run(args, cluster).await,
     }
 }

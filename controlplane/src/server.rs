@@ -108,6 +108,8 @@ pub struct Config {
     pub cluster_cidr: crate::registry::ClusterCidr,
     /// The Service address range (`--service-cluster-ip-range`).
     pub service_cidr: crate::registry::ServiceCidr,
+    /// How often node agents are scraped for `metrics.k8s.io` (`--metric-resolution`).
+    pub metric_resolution: Duration,
 }
 
 impl Default for Config {
@@ -122,6 +124,7 @@ impl Default for Config {
             namespace_retry: Duration::from_secs(1),
             cluster_cidr: crate::registry::ClusterCidr::default(),
             service_cidr: crate::registry::ServiceCidr::default(),
+            metric_resolution: options.metric_resolution,
         }
     }
 }
@@ -192,6 +195,7 @@ impl ControlPlane {
             service_cidr: config.service_cidr,
             image_dir: Some(image_dir),
             max_image_blob: DEFAULT_MAX_BLOB,
+            metric_resolution: config.metric_resolution,
         };
         let store: Arc<dyn Store> = Arc::new(store);
         let state = ApiState::with_images(store, options, shutdown.clone(), images);
@@ -211,13 +215,17 @@ impl ControlPlane {
             state.clone(),
             config.namespace_retry,
         ));
+        let metrics = tokio::spawn(apiserver::metrics::run(
+            state.clone(),
+            config.metric_resolution,
+        ));
         wait_ready(local).await?;
         Ok(Self {
             url,
             kubeconfig,
             state,
             shutdown,
-            tasks: vec![server, namespaces],
+            tasks: vec![server, namespaces, metrics],
         })
     }
 
@@ -236,7 +244,7 @@ impl ControlPlane {
 
     /// Starts the controller manager's controllers (ReplicaSet and ReplicationController,
     /// Deployment, StatefulSet, DaemonSet, Job, CronJob, garbage collector, pod GC, node
-    /// lifecycle, disruption), each an API client like any other, as `wasmkube server` and
+    /// lifecycle, disruption, volumes), each an API client like any other, as `wasmkube server` and
     /// `wasmkube up` do.
     pub fn start_controllers(&mut self, options: controllers::ControllerOptions) {
         let stop = &self.shutdown;
@@ -292,6 +300,16 @@ impl ControlPlane {
                 options.clone(),
                 stop.clone(),
             )),
+            tokio::spawn(controllers::volume::run(
+                client.clone(),
+                options.clone(),
+                stop.clone(),
+            )),
+            tokio::spawn(controllers::hpa::run(
+                client.clone(),
+                options.clone(),
+                stop.clone(),
+            )),
             tokio::spawn(controllers::podgc::run(client, options, stop.clone())),
         ]);
     }
@@ -328,6 +346,14 @@ async fn bootstrap(state: &ApiState, api: SocketAddr) -> Result<(), Error> {
             "clusterIP": state.options.service_cidr.nth(1).to_string(), "sessionAffinity": "None",
             "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": api.port()}]}});
     ensure(state, "Service", Some("default"), service).await?;
+    ensure_in(
+        state,
+        "storage.k8s.io",
+        "StorageClass",
+        None,
+        local_path_class(),
+    )
+    .await?;
     // The endpoints follow the API's address, which changes with `--port 0`. Nodes balance
     // over the slice (the socket layer reads EndpointSlices, as kube-proxy does).
     let endpoints = json!({"apiVersion": "v1", "kind": "Endpoints",
@@ -351,6 +377,25 @@ async fn bootstrap(state: &ApiState, api: SocketAddr) -> Result<(), Error> {
         &["endpoints", "ports"],
     )
     .await
+}
+
+/// The default StorageClass exactly as k3s ships it (its `last-applied-configuration`
+/// included, so `kubectl describe sc local-path` reads the same). Its provisioner is the
+/// volume controller's local-path provisioner (`controllers::volume::provision`).
+fn local_path_class() -> Value {
+    let applied = concat!(
+        r#"{"apiVersion":"storage.k8s.io/v1","kind":"StorageClass","metadata":{"annotations":{},"#,
+        r#""name":"local-path"},"provisioner":"rancher.io/local-path","reclaimPolicy":"Delete","#,
+        r#""volumeBindingMode":"WaitForFirstConsumer"}"#,
+        "\n"
+    );
+    json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "local-path", "annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": applied,
+            "storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "rancher.io/local-path",
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer"})
 }
 
 /// Creates `object` (in `default`), or brings `fields` of the stored one up to date.

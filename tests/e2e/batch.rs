@@ -8,11 +8,6 @@ use std::time::Duration;
 use crate::nodes::{NodeProcess, start_nodes};
 use crate::support::{Cluster, FAST, OutputExt, eventually};
 
-fn apply(cluster: &Cluster, yaml: &str) {
-    let out = cluster.kubectl_stdin(&["apply", "-f", "-"], Some(yaml.as_bytes()));
-    assert!(out.status.success(), "apply:\n{yaml}\n{}", out.describe());
-}
-
 /// Names of the live (not terminating) pods matching `selector`.
 fn live(cluster: &Cluster, selector: &str) -> BTreeSet<String> {
     let out = cluster.kubectl_ok(&[
@@ -60,7 +55,7 @@ fn statefulsets_start_and_scale_in_order_and_jobs_complete() {
     let Some(cluster) = Cluster::up_with_kubectl("batch::sts_jobs", &flags) else {
         return;
     };
-    apply(&cluster, DB);
+    cluster.apply_yaml(DB);
     // OrderedReady: each ordinal is created only once the one before it is Ready.
     let mut seen: Vec<BTreeSet<String>> = Vec::new();
     eventually(Duration::from_secs(60), || {
@@ -155,14 +150,10 @@ fn statefulsets_start_and_scale_in_order_and_jobs_complete() {
     cluster.kubectl_ok(&["rollout", "status", "statefulset/db", "--timeout=60s"]);
 
     // A Job of 5 completions, 2 at a time, completes.
-    apply(
-        &cluster,
-        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: five\nspec:\n  completions: 5\n  parallelism: 2\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: work\n        image: busybox\n        command: [sh, -c, 'sleep 0.2; echo done']\n",
+    cluster.apply_yaml("apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: five\nspec:\n  completions: 5\n  parallelism: 2\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: work\n        image: busybox\n        command: [sh, -c, 'sleep 0.2; echo done']\n",
     );
     // A failing Job stops at its backoffLimit.
-    apply(
-        &cluster,
-        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: fails\nspec:\n  backoffLimit: 2\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: work\n        image: busybox\n        command: [sh, -c, 'exit 3']\n",
+    cluster.apply_yaml("apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: fails\nspec:\n  backoffLimit: 2\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: work\n        image: busybox\n        command: [sh, -c, 'exit 3']\n",
     );
     let most_active = std::cell::Cell::new(0usize);
     eventually(Duration::from_secs(90), || {
@@ -206,9 +197,7 @@ fn cronjobs_run_on_schedule_and_keep_their_history() {
         return;
     };
     // wasmkube's seconds field (robfig/cron style) lets the test run in seconds.
-    apply(
-        &cluster,
-        "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: tick\nspec:\n  schedule: '*/2 * * * * *'\n  successfulJobsHistoryLimit: 2\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers:\n          - name: tick\n            image: busybox\n            command: [sh, -c, 'echo tick']\n",
+    cluster.apply_yaml("apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: tick\nspec:\n  schedule: '*/2 * * * * *'\n  successfulJobsHistoryLimit: 2\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers:\n          - name: tick\n            image: busybox\n            command: [sh, -c, 'echo tick']\n",
     );
     let jobs = |c: &Cluster| -> Vec<String> {
         c.kubectl_ok(&["get", "jobs", "-o", "jsonpath={.items[*].metadata.name}"])
@@ -281,7 +270,7 @@ fn daemonsets_follow_nodes_joining_and_leaving() {
         return;
     };
     let _nodes = start_nodes(&cluster, &["node-a", "node-b"], &[]);
-    apply(&cluster, AGENT);
+    cluster.apply_yaml(AGENT);
     let on_nodes = |c: &Cluster| -> BTreeSet<String> {
         c.kubectl_ok(&[
             "get",

@@ -85,11 +85,6 @@ spec:
     emptyDir: {}
 ";
 
-fn apply(cluster: &Cluster, yaml: &str) {
-    let out = cluster.kubectl_stdin(&["apply", "-f", "-"], Some(yaml.as_bytes()));
-    assert!(out.status.success(), "apply: {out:?}");
-}
-
 /// A connection once `GET path` answers 200 (a server listens a moment after Running).
 fn connect_when_listening(addr: &str, path: &str) -> Conn {
     eventually(Duration::from_secs(30), || {
@@ -106,7 +101,7 @@ fn kv_keeps_acknowledged_writes_through_a_kill_9() {
     let Some(mut cluster) = Cluster::up_with_kubectl("guests::kv_kill", FAST) else {
         return;
     };
-    apply(&cluster, KV_POD);
+    cluster.apply_yaml(KV_POD);
     cluster.wait_running("kv");
     let addr = format!(
         "{}:8080",
@@ -162,9 +157,7 @@ fn web_serves_100_keep_alive_clients_past_a_slow_one() {
     let Some(cluster) = Cluster::up_with_kubectl("guests::web_clients", FAST) else {
         return;
     };
-    apply(
-        &cluster,
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: web\n    \
+    cluster.apply_yaml("apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: web\n    \
          image: wasmkube/web\n    env:\n    - {name: PORT, value: \"8080\"}\n",
     );
     cluster.wait_running("web");

@@ -37,11 +37,6 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-fn apply(cluster: &Cluster, yaml: &str) {
-    let out = cluster.kubectl_stdin(&["apply", "-f", "-"], Some(yaml.as_bytes()));
-    assert!(out.status.success(), "apply:\n{yaml}\n{}", out.describe());
-}
-
 /// GETs `/` at `addr` until the page names a web pod.
 fn page_at(addr: &str) {
     eventually(Duration::from_secs(20), || {
@@ -63,11 +58,9 @@ fn load_balancers_and_node_ports_answer_from_the_host() {
     let Some(cluster) = Cluster::up_with_kubectl_as("hostports::lb", &flags, prefix) else {
         return;
     };
-    apply(&cluster, WEB);
+    cluster.apply_yaml(WEB);
     let port = free_port();
-    apply(
-        &cluster,
-        &format!(
+    cluster.apply_yaml(&format!(
             "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  type: LoadBalancer\n  selector: {{app: web}}\n  ports:\n  - {{name: http, port: {port}, targetPort: 80}}\n  - {{name: low, port: 80, targetPort: 80}}\n"
         ),
     );
@@ -112,9 +105,7 @@ fn load_balancers_and_node_ports_answer_from_the_host() {
     }
 
     // A Service that selects nothing: the connection is refused at once, the agent lives on.
-    apply(
-        &cluster,
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: nobody\nspec:\n  type: NodePort\n  selector: {app: none}\n  ports:\n  - {port: 80}\n",
+    cluster.apply_yaml("apiVersion: v1\nkind: Service\nmetadata:\n  name: nobody\nspec:\n  type: NodePort\n  selector: {app: none}\n  ports:\n  - {port: 80}\n",
     );
     let np = cluster.jsonpath(&["service", "nobody"], "{.spec.ports[0].nodePort}");
     eventually(Duration::from_secs(20), || {
@@ -163,7 +154,7 @@ fn cluster_ips_are_checked_and_never_handed_out_twice() {
             "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n{ip}  ports:\n  - port: 80\n"
         )
     };
-    apply(&cluster, &svc("a", None));
+    cluster.apply_yaml(&svc("a", None));
     let a = cluster.jsonpath(&["service", "a"], "{.spec.clusterIP}");
     let taken = cluster.kubectl_stdin(&["apply", "-f", "-"], Some(svc("b", Some(&a)).as_bytes()));
     assert!(
@@ -187,10 +178,10 @@ fn cluster_ips_are_checked_and_never_handed_out_twice() {
     // Nothing leaked by the failures, nothing forgotten by a restart.
     cluster.stop();
     cluster.restart();
-    apply(&cluster, &svc("c", None));
+    cluster.apply_yaml(&svc("c", None));
     let c = cluster.jsonpath(&["service", "c"], "{.spec.clusterIP}");
     assert_ne!(a, c);
     cluster.kubectl_ok(&["delete", "service", "a"]);
-    apply(&cluster, &svc("d", Some(&a)));
+    cluster.apply_yaml(&svc("d", Some(&a)));
     assert_eq!(cluster.jsonpath(&["service", "d"], "{.spec.clusterIP}"), a);
 }

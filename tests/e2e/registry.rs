@@ -126,11 +126,6 @@ fn pod_yaml(name: &str, image: &str, extra: &str) -> String {
     )
 }
 
-fn apply(cluster: &Cluster, yaml: &str) {
-    let out = cluster.kubectl_stdin(&["apply", "-f", "-"], Some(yaml.as_bytes()));
-    assert!(out.status.success(), "apply:\n{yaml}\n{}", out.describe());
-}
-
 #[test]
 fn imported_images_run_and_follow_the_pull_policy() {
     let Some(cluster) = Cluster::up_with_kubectl("registry::imported", FAST) else {
@@ -186,15 +181,12 @@ fn imported_images_run_and_follow_the_pull_policy() {
         out.describe()
     );
 
-    apply(
-        &cluster,
-        &pod_yaml(
-            "node-app",
-            "my-node-app:v1",
-            "    ports:\n    - containerPort: 80\n",
-        ),
-    );
-    apply(&cluster, &pod_yaml("hello", "hello", ""));
+    cluster.apply_yaml(&pod_yaml(
+        "node-app",
+        "my-node-app:v1",
+        "    ports:\n    - containerPort: 80\n",
+    ));
+    cluster.apply_yaml(&pod_yaml("hello", "hello", ""));
     cluster.wait_running("node-app");
     let page = eventually(Duration::from_secs(30), || {
         let out = cluster.kubectl(&[
@@ -266,20 +258,18 @@ fn imported_images_run_and_follow_the_pull_policy() {
         "{}",
         out.describe()
     );
-    apply(
-        &cluster,
-        &pod_yaml(
-            "cached",
-            "my-node-app:v1",
-            "    imagePullPolicy: IfNotPresent\n",
-        ),
-    );
+    cluster.apply_yaml(&pod_yaml(
+        "cached",
+        "my-node-app:v1",
+        "    imagePullPolicy: IfNotPresent\n",
+    ));
     cluster.wait_running("cached");
     wait_event(&cluster, "cached", "already present on machine");
-    apply(
-        &cluster,
-        &pod_yaml("always", "my-node-app:v1", "    imagePullPolicy: Always\n"),
-    );
+    cluster.apply_yaml(&pod_yaml(
+        "always",
+        "my-node-app:v1",
+        "    imagePullPolicy: Always\n",
+    ));
     eventually(Duration::from_secs(30), || {
         let reason = waiting_reason(&cluster, "always");
         if reason == "ErrImagePull" || reason == "ImagePullBackOff" {
@@ -288,10 +278,11 @@ fn imported_images_run_and_follow_the_pull_policy() {
             Err(reason)
         }
     });
-    apply(
-        &cluster,
-        &pod_yaml("never", "other-app:v1", "    imagePullPolicy: Never\n"),
-    );
+    cluster.apply_yaml(&pod_yaml(
+        "never",
+        "other-app:v1",
+        "    imagePullPolicy: Never\n",
+    ));
     cluster.wait_for(
         "never",
         "{.status.containerStatuses[0].state.waiting.reason}",
@@ -396,7 +387,7 @@ fn pods_pull_from_a_registry_with_their_pull_secret() {
     assert!(out.status.success(), "{}", out.describe());
 
     // Without the secret the registry refuses the node; with it the pod runs.
-    apply(&cluster, &pod_yaml("no-secret", &image, ""));
+    cluster.apply_yaml(&pod_yaml("no-secret", &image, ""));
     let message = eventually(Duration::from_secs(30), || {
         let message = cluster.jsonpath(
             &["pod", "no-secret"],
@@ -423,7 +414,7 @@ fn pods_pull_from_a_registry_with_their_pull_secret() {
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n{secret}  containers:\n  - name: app\n    \
          image: {image}\n"
     );
-    apply(&cluster, &with_secret);
+    cluster.apply_yaml(&with_secret);
     cluster.wait_running("web");
     let seen = wait_event(&cluster, "web", "Successfully pulled image");
     assert!(
@@ -445,7 +436,7 @@ fn pods_pull_from_a_registry_with_their_pull_secret() {
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {pod}\nspec:\n{secret}  restartPolicy: Never\n  \
              containers:\n  - name: app\n    image: {image}\n"
         );
-        apply(&cluster, &yaml);
+        cluster.apply_yaml(&yaml);
         cluster.wait_for(
             pod,
             "{.status.containerStatuses[0].state.waiting.reason}",

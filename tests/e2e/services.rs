@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{Cluster, FAST, OutputExt, eventually};
+use crate::support::{Cluster, FAST, OutputExt, TOOLBOX, eventually};
 
 const WEB: &str = "apiVersion: apps/v1
 kind: Deployment
@@ -52,32 +52,12 @@ spec:
   sessionAffinity: ClientIP
   ports:
   - {port: 8080, targetPort: 80}
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: toolbox
-spec:
-  containers:
-  - name: busybox
-    image: busybox:latest
-    command: [sleep, '3600']
 ";
-
-fn apply(cluster: &Cluster, yaml: &str) {
-    let out = cluster.kubectl_stdin(&["apply", "-f", "-"], Some(yaml.as_bytes()));
-    assert!(out.status.success(), "apply:\n{yaml}\n{}", out.describe());
-}
-
-/// Runs a shell script in the toolbox pod.
-fn sh(cluster: &Cluster, script: &str) -> String {
-    cluster.kubectl_ok(&["exec", "toolbox", "--", "sh", "-c", script])
-}
 
 /// The pods named by `n` page fetches of `url` from the toolbox.
 fn served_by(cluster: &Cluster, url: &str, n: usize) -> BTreeSet<String> {
-    let pages = sh(
-        cluster,
+    let pages = cluster.exec_sh(
+        "toolbox",
         &format!("i=0; while [ $i -lt {n} ]; do wget -qO- {url}; i=$((i+1)); done"),
     );
     let names: Vec<String> = pages
@@ -118,18 +98,19 @@ fn cluster_ips_balance_resolve_and_never_drop_a_request() {
     let Some(cluster) = Cluster::up_with_kubectl("services::balance", &flags) else {
         return;
     };
-    apply(&cluster, WEB);
+    cluster.apply_yaml(WEB);
+    cluster.apply_yaml(TOOLBOX);
     cluster.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
     cluster.wait_running("toolbox");
 
     // "One stable IP and DNS name that load-balances across them."
     let ip = cluster.jsonpath(&["service", "web"], "{.spec.clusterIP}");
-    let page = sh(&cluster, "wget -qO- http://web");
+    let page = cluster.exec_sh("toolbox", "wget -qO- http://web");
     assert!(page.contains("web-"), "{page}");
-    let lookup = sh(&cluster, "nslookup web.default.svc.cluster.local");
+    let lookup = cluster.exec_sh("toolbox", "nslookup web.default.svc.cluster.local");
     assert!(lookup.contains(&format!("Address: {ip}")), "{lookup}");
     // The seed notes' step: `nslookup <service>` from the busybox pod.
-    let short = sh(&cluster, "nslookup web");
+    let short = cluster.exec_sh("toolbox", "nslookup web");
     assert!(short.contains(&format!("Address: {ip}")), "{short}");
     let outside = cluster.kubectl(&["exec", "toolbox", "--", "nslookup", "example.com"]);
     assert!(!outside.status.success());
@@ -177,7 +158,7 @@ fn cluster_ips_balance_resolve_and_never_drop_a_request() {
     assert_eq!(sticky.len(), 1, "{sticky:?}");
 
     // The `kubernetes` Service's endpoint is the API server's own 127.0.0.1 address.
-    let version = sh(&cluster, "wget -qO- http://kubernetes.default:443/version");
+    let version = cluster.exec_sh("toolbox", "wget -qO- http://kubernetes.default:443/version");
     assert!(version.contains("gitVersion"), "{version}");
 
     // A request loop sees no failure while the Deployment rolls and while a pod is deleted.
@@ -197,7 +178,7 @@ fn cluster_ips_balance_resolve_and_never_drop_a_request() {
     cluster.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
     let victim = web_pods(&cluster).into_iter().next().unwrap();
     cluster.kubectl_ok(&["delete", "pod", &victim]);
-    sh(&cluster, "touch /stop");
+    cluster.exec_sh("toolbox", "touch /stop");
     let out = looping.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let served: usize = text
@@ -301,16 +282,6 @@ spec:
       containers:
       - name: kv
         image: wasmkube/kv
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: toolbox
-spec:
-  containers:
-  - name: busybox
-    image: busybox:latest
-    command: [sleep, '3600']
 ";
 
 /// The Kubernetes docs' init-container example (Pods > Init Containers), image unchanged.
@@ -338,16 +309,17 @@ fn apps_find_each_other_by_name() {
     let Some(cluster) = Cluster::up_with_kubectl("services::names", &flags) else {
         return;
     };
-    apply(&cluster, APP);
-    apply(&cluster, MYAPP);
+    cluster.apply_yaml(APP);
+    cluster.apply_yaml(TOOLBOX);
+    cluster.apply_yaml(MYAPP);
     for deploy in ["deployment/kv", "deployment/api", "statefulset/db"] {
         cluster.kubectl_ok(&["rollout", "status", deploy, "--timeout=60s"]);
     }
     cluster.wait_running("toolbox");
 
     // The api example reaches kv by its Service name.
-    let visits = sh(
-        &cluster,
+    let visits = cluster.exec_sh(
+        "toolbox",
         "wget -qO- http://api/visits; wget -qO- http://api/visits",
     );
     assert!(visits.contains(r#"{"visits":2}"#), "{visits}");
@@ -355,23 +327,21 @@ fn apps_find_each_other_by_name() {
     // A StatefulSet pod has its own name under the headless Service; the Service names all.
     let db0 = cluster.jsonpath(&["pod", "db-0"], "{.status.podIP}");
     let db1 = cluster.jsonpath(&["pod", "db-1"], "{.status.podIP}");
-    let one = sh(&cluster, "nslookup db-0.db.default.svc.cluster.local");
+    let one = cluster.exec_sh("toolbox", "nslookup db-0.db.default.svc.cluster.local");
     assert!(one.contains(&format!("Address: {db0}")), "{one}");
-    let all = sh(&cluster, "nslookup db");
+    let all = cluster.exec_sh("toolbox", "nslookup db");
     assert!(
         all.contains(&format!("Address: {db0}")) && all.contains(&format!("Address: {db1}")),
         "{all}"
     );
-    let kept = sh(&cluster, "wget -qO- -T 5 http://db-1.db:8080/healthz");
+    let kept = cluster.exec_sh("toolbox", "wget -qO- -T 5 http://db-1.db:8080/healthz");
     assert!(kept.contains("ok"), "{kept}");
 
     // The init container holds the pod in Init:0/1 until its Service exists.
     std::thread::sleep(Duration::from_secs(3));
     let row = cluster.kubectl_ok(&["get", "pod", "myapp-pod"]);
     assert!(row.contains("Init:0/1"), "{row}");
-    apply(
-        &cluster,
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: myservice\nspec:\n  ports:\n  - {protocol: TCP, port: 80, targetPort: 9376}\n",
+    cluster.apply_yaml("apiVersion: v1\nkind: Service\nmetadata:\n  name: myservice\nspec:\n  ports:\n  - {protocol: TCP, port: 80, targetPort: 9376}\n",
     );
     cluster.wait_running("myapp-pod");
     let logs = cluster.kubectl_ok(&["logs", "myapp-pod", "-c", "init-myservice"]);

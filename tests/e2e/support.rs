@@ -191,6 +191,18 @@ pub fn next_cluster_cidr() -> String {
     format!("127.{}.0.0/14", 64 + 4 * block)
 }
 
+/// A `toolbox` pod (the busybox stand-in) that sleeps, for `kubectl exec` into the cluster.
+pub const TOOLBOX: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: toolbox
+spec:
+  containers:
+  - name: busybox
+    image: busybox
+    command: [sleep, '3600']
+";
+
 /// Whether the tests run as root, and the command prefix that runs a server as an ordinary
 /// user: as root, `nobody` through setpriv; as anyone else, nothing.
 pub fn as_ordinary_user() -> (bool, &'static [&'static str]) {
@@ -427,6 +439,17 @@ impl Cluster {
         args.extend_from_slice(target);
         args.push(&output);
         self.kubectl_ok(&args)
+    }
+
+    /// `kubectl apply -f -` of `yaml`; panics with kubectl's output if it fails.
+    pub fn apply_yaml(&self, yaml: &str) {
+        let out = self.kubectl_stdin(&["apply", "-f", "-"], Some(yaml.as_bytes()));
+        assert!(out.status.success(), "apply:\n{yaml}\n{}", out.describe());
+    }
+
+    /// `kubectl exec POD -- sh -c SCRIPT`'s output; panics if it fails.
+    pub fn exec_sh(&self, pod: &str, script: &str) -> String {
+        self.kubectl_ok(&["exec", pod, "--", "sh", "-c", script])
     }
 
     /// `kubectl apply -f tests/manifests/FILE`.

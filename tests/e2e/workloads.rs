@@ -53,11 +53,6 @@ spec:
         image: redis
 ";
 
-fn apply(cluster: &Cluster, yaml: &str) {
-    let out = cluster.kubectl_stdin(&["apply", "-f", "-"], Some(yaml.as_bytes()));
-    assert!(out.status.success(), "apply:\n{yaml}\n{}", out.describe());
-}
-
 /// Live (not terminating) pods matching `selector`: `(name, node, ready)`.
 fn live_pods(cluster: &Cluster, selector: &str) -> Vec<(String, String, bool)> {
     let out = cluster.kubectl_ok(&[
@@ -111,8 +106,8 @@ fn replicas_spread_heal_roll_and_cascade() {
     let _nodes = start_nodes(&cluster, &["node-a", "node-b", "node-c"], &[]);
 
     // "My web server always runs in 4 replicas and my database in 3."
-    apply(&cluster, WEB);
-    apply(&cluster, KV);
+    cluster.apply_yaml(WEB);
+    cluster.apply_yaml(KV);
     wait_ready(&cluster, "app=web", 4);
     wait_ready(&cluster, "app=kv", 3);
     assert_eq!(
@@ -126,9 +121,7 @@ fn replicas_spread_heal_roll_and_cascade() {
 
     // A Service over the Deployment lists its 4 ready pods (Endpoints and EndpointSlices;
     // the services issue builds the rest on them).
-    apply(
-        &cluster,
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n  - {name: http, port: 8080, targetPort: 80}\n",
+    cluster.apply_yaml("apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n  - {name: http, port: 8080, targetPort: 80}\n",
     );
     let ips: BTreeMap<String, ()> = live_pods(&cluster, "app=web")
         .into_iter()
@@ -371,7 +364,7 @@ fn a_lost_node_moves_its_pods_and_drain_respects_budgets() {
         return;
     };
     let mut nodes = start_nodes(&cluster, &["node-a", "node-b", "node-c"], &[]);
-    apply(&cluster, SEED);
+    cluster.apply_yaml(SEED);
     let pods = wait_ready(&cluster, "app=my-app", 3);
     assert_eq!(spread(&cluster, "app=my-app"), [1, 1, 1], "{pods:?}");
 
@@ -405,9 +398,7 @@ fn a_lost_node_moves_its_pods_and_drain_respects_budgets() {
     });
 
     // A budget that allows no disruption holds a drain back (429, retried by kubectl).
-    apply(
-        &cluster,
-        "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: my-app\nspec:\n  minAvailable: 3\n  selector:\n    matchLabels: {app: my-app}\n",
+    cluster.apply_yaml("apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: my-app\nspec:\n  minAvailable: 3\n  selector:\n    matchLabels: {app: my-app}\n",
     );
     eventually(Duration::from_secs(30), || {
         let allowed = cluster.jsonpath(
@@ -450,9 +441,7 @@ fn a_lost_node_moves_its_pods_and_drain_respects_budgets() {
     cluster.kubectl_ok(&["uncordon", "node-b"]);
 
     // A pod no node can take says why.
-    apply(
-        &cluster,
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: huge\nspec:\n  containers:\n  - name: c\n    image: nginx\n    resources:\n      requests: {memory: 100Ti}\n",
+    cluster.apply_yaml("apiVersion: v1\nkind: Pod\nmetadata:\n  name: huge\nspec:\n  containers:\n  - name: c\n    image: nginx\n    resources:\n      requests: {memory: 100Ti}\n",
     );
     let message = eventually(Duration::from_secs(30), || {
         let m = cluster.jsonpath(

@@ -61,10 +61,12 @@ fn groups(registry: &Registry) -> Vec<&'static str> {
 
 /// `GET /apis` (legacy `APIGroupList`).
 pub fn api_group_list(registry: &Registry) -> Value {
-    let groups: Vec<Value> = groups(registry)
+    let mut groups: Vec<Value> = groups(registry)
         .into_iter()
         .map(|g| group_entry(registry, g))
         .collect();
+    // Served by the API server itself, not stored (apiserver/metrics/).
+    groups.push(super::metrics::discovery_entry());
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -162,7 +164,7 @@ fn aggregated_version(registry: &Registry, group: &str, version: &str) -> Value 
 /// The aggregated discovery document for `/api` (core group) or `/apis` (all others).
 pub fn aggregated(registry: &Registry, core: bool) -> Value {
     let names: Vec<&str> = if core { vec![""] } else { groups(registry) };
-    let items: Vec<Value> = names
+    let mut items: Vec<Value> = names
         .into_iter()
         .map(|g| {
             let versions: Vec<Value> = registry
@@ -174,6 +176,9 @@ pub fn aggregated(registry: &Registry, core: bool) -> Value {
             json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": versions})
         })
         .collect();
+    if !core {
+        items.push(super::metrics::aggregated_entry());
+    }
     json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
         "metadata": {}, "items": items})
 }
@@ -206,6 +211,28 @@ mod tests {
         let deploy = &list["resources"][0];
         assert_eq!(deploy["shortNames"][0], "deploy");
         assert_eq!(deploy["categories"][0], "all");
+    }
+
+    #[test]
+    fn metrics_group_is_discoverable() {
+        let r = Registry::new();
+        let list = api_group_list(&r);
+        assert!(
+            list["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["name"] == "metrics.k8s.io")
+        );
+        let doc = aggregated(&r, false);
+        assert!(
+            doc["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["metadata"]["name"] == "metrics.k8s.io")
+        );
+        assert!(aggregated(&r, true)["items"].as_array().unwrap().len() == 1);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod decode;
 pub mod delete;
 pub mod discovery;
 pub mod error;
+pub mod metrics;
 pub mod objects;
 pub mod openapi;
 pub mod patch;
@@ -61,6 +62,9 @@ pub struct Options {
     pub image_dir: Option<PathBuf>,
     /// The largest blob the image store accepts, in bytes.
     pub max_image_blob: u64,
+    /// How often node agents are scraped for `metrics.k8s.io` (metrics-server's
+    /// `--metric-resolution`, 15 s).
+    pub metric_resolution: Duration,
 }
 
 impl Default for Options {
@@ -73,6 +77,7 @@ impl Default for Options {
             service_cidr: crate::registry::ServiceCidr::default(),
             image_dir: None,
             max_image_blob: images::DEFAULT_MAX_BLOB,
+            metric_resolution: Duration::from_secs(15),
         }
     }
 }
@@ -94,6 +99,8 @@ pub struct ApiState {
     pub stream_refusals: stream::RecentRefusals,
     /// The image store the distribution API (`/v2/`) serves.
     pub images: ImageStore,
+    /// The newest scrapes of the node agents, behind `metrics.k8s.io`.
+    pub resource_metrics: metrics::ResourceMetrics,
 }
 
 impl ApiState {
@@ -122,6 +129,7 @@ impl ApiState {
             shutdown,
             stream_refusals: stream::RecentRefusals::default(),
             images,
+            resource_metrics: metrics::ResourceMetrics::default(),
         })
     }
 }
@@ -134,6 +142,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
 async fn handle(State(state): State<Arc<ApiState>>, request: Request) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let watch = Query::parse(request.uri().query()).flag("watch");
+    let labels = crate::telemetry::classify(method.as_str(), &path, watch);
     // The image store's registry API has its own paths and error bodies (OCI, not Status).
     let response = if images::distribution::handles(&path) {
         images::distribution::serve(&state.images, request).await
@@ -148,6 +159,18 @@ async fn handle(State(state): State<Arc<ApiState>>, request: Request) -> Respons
         tracing::warn!(%method, %path, %code, "request failed");
     } else {
         tracing::debug!(%method, %path, %code, "request");
+    }
+    let is_watch = labels.verb == "watch" && code.is_success();
+    crate::telemetry::METRICS.request(labels, code.as_u16(), started.elapsed());
+    if is_watch {
+        // Counted as open until the client or the server ends the stream.
+        let guard = crate::telemetry::METRICS.watch_opened();
+        let (parts, body) = response.into_parts();
+        let stream = futures::StreamExt::map(body.into_data_stream(), move |chunk| {
+            let _open = &guard;
+            chunk
+        });
+        return Response::from_parts(parts, Body::from_stream(stream));
     }
     response
 }
@@ -169,6 +192,16 @@ async fn dispatch(state: &Arc<ApiState>, request: Request) -> Result<Response, A
         [] if is_get => Ok(json_ok(&root_paths(registry))),
         ["version"] if is_get => Ok(json_ok(&discovery::version())),
         ["healthz" | "livez" | "readyz", ..] if is_get => Ok(health(state)),
+        ["metrics"] if is_get => Ok(prometheus_text(crate::telemetry::METRICS.render())),
+        ["apis", metrics::GROUP] if is_get => Ok(json_ok(&{
+            let mut g = metrics::discovery_entry();
+            g["kind"] = json!("APIGroup");
+            g["apiVersion"] = json!("v1");
+            g
+        })),
+        ["apis", metrics::GROUP, metrics::VERSION, rest @ ..] => {
+            metrics::serve(state, &parts.method, rest, &query).await
+        }
         ["api"] if is_get && discovery::wants_aggregated(&accept) => {
             Ok(aggregated(discovery::aggregated(registry, true)))
         }
@@ -359,6 +392,18 @@ fn openapi_v2() -> Response {
         .into_response()
 }
 
+fn prometheus_text(text: String) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
 fn health(state: &ApiState) -> Response {
     if state.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
@@ -384,7 +429,19 @@ fn root_paths(registry: &Registry) -> Value {
             paths.push(format!("/apis/{g}/{v}"));
         }
     }
-    paths.extend(["/healthz", "/livez", "/openapi/v3", "/readyz", "/version"].map(String::from));
+    paths.push(format!("/apis/{}", metrics::GROUP));
+    paths.push(format!("/apis/{}/{}", metrics::GROUP, metrics::VERSION));
+    paths.extend(
+        [
+            "/healthz",
+            "/livez",
+            "/metrics",
+            "/openapi/v3",
+            "/readyz",
+            "/version",
+        ]
+        .map(String::from),
+    );
     paths.dedup();
     json!({"paths": paths})
 }

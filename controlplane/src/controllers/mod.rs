@@ -5,8 +5,9 @@
 //! ReplicationControllers), [`deployment`], [`statefulset`] and [`daemonset`] (with
 //! ControllerRevisions, [`history`]), [`job`] and [`cronjob`], [`garbage_collector`]
 //! (cascading deletion through `ownerReferences`), [`podgc`] (pods of deleted nodes),
-//! [`node_lifecycle`] (unreachable nodes, taints, evictions) and [`disruption`]
-//! (PodDisruptionBudget status). The scheduler is one more such client
+//! [`node_lifecycle`] (unreachable nodes, taints, evictions), [`disruption`]
+//! (PodDisruptionBudget status) and [`volume`] (binding claims to volumes, the local-path
+//! provisioner, storage protection). The scheduler is one more such client
 //! (`crate::scheduler`). The namespace controller is owned by the API server itself, as
 //! kube-apiserver's namespace lifecycle is, and works on the
 //! [`ApiState`](crate::apiserver::ApiState) directly.
@@ -25,6 +26,7 @@ pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
 pub mod history;
+pub mod hpa;
 pub mod job;
 pub mod namespace;
 pub mod node_lifecycle;
@@ -35,6 +37,7 @@ pub mod rollout;
 pub mod routing;
 pub mod selector;
 pub mod statefulset;
+pub mod volume;
 
 /// The controllers' timers (kube-controller-manager's flags of the same names).
 #[derive(Debug, Clone)]
@@ -50,6 +53,11 @@ pub struct ControllerOptions {
     pub job_backoff_base: Duration,
     /// A Job's longest such delay (6 min).
     pub job_backoff_max: Duration,
+    /// How often the volume controller syncs every claim and volume even when nothing
+    /// changed (`--pvclaimbinder-sync-period`, 15 s).
+    pub pvclaimbinder_sync_period: Duration,
+    /// The HorizontalPodAutoscaler controller's timers and tolerance.
+    pub hpa: hpa::HpaOptions,
 }
 
 impl Default for ControllerOptions {
@@ -60,6 +68,8 @@ impl Default for ControllerOptions {
             resync: Duration::from_secs(300),
             job_backoff_base: Duration::from_secs(10),
             job_backoff_max: Duration::from_secs(360),
+            pvclaimbinder_sync_period: Duration::from_secs(15),
+            hpa: hpa::HpaOptions::default(),
         }
     }
 }

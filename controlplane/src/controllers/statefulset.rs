@@ -6,15 +6,15 @@
 //!
 //! Pods have fixed names, so a reconcile on a lagging cache cannot create twice (the API
 //! answers 409), and every delete carries the pod's uid as a precondition, so it never hits
-//! a newer pod of the same name. `volumeClaimTemplates` get emptyDir volumes and one Warning
-//! Event until the cluster has PersistentVolumeClaims.
+//! a newer pod of the same name. Each ordinal's `volumeClaimTemplates` claims are made before
+//! its pod and kept after it ([`claims`]), so the ordinal finds its data again.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -28,6 +28,7 @@ use super::pods::controller_of;
 use super::rollout;
 use super::{ControllerOptions, events};
 
+pub mod claims;
 pub mod plan;
 pub mod pod;
 mod status;
@@ -47,9 +48,8 @@ pub enum Error {
 struct Context {
     client: Client,
     pods: Store<Pod>,
+    claims: Store<PersistentVolumeClaim>,
     options: ControllerOptions,
-    /// StatefulSets already warned about their volumeClaimTemplates (by uid).
-    warned: Mutex<HashSet<String>>,
 }
 
 /// Runs the StatefulSet controller until `shutdown`.
@@ -71,18 +71,21 @@ pub async fn run(client: Client, options: ControllerOptions, shutdown: Cancellat
             }
         },
     );
-    if !super::routing::synced(&pods, &shutdown).await {
-        route.abort();
-        return;
+    let (claims, claims_writer) = reflector::store::<PersistentVolumeClaim>();
+    let claims_route = super::routing::follow(Api::all(client.clone()), claims_writer, |_: &_| {});
+    if super::routing::synced(&pods, &shutdown).await
+        && super::routing::synced(&claims, &shutdown).await
+    {
+        let ctx = Arc::new(Context {
+            client,
+            pods,
+            claims,
+            options,
+        });
+        super::routing::drive(controller, rx, shutdown, reconcile, error_policy, ctx).await;
     }
-    let ctx = Arc::new(Context {
-        client,
-        pods,
-        options,
-        warned: Mutex::new(HashSet::new()),
-    });
-    super::routing::drive(controller, rx, shutdown, reconcile, error_policy, ctx).await;
     route.abort();
+    claims_route.abort();
 }
 
 fn error_policy(_: Arc<StatefulSet>, error: &Error, _: Arc<Context>) -> Action {
@@ -123,14 +126,6 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Context>) -> Result<Action, E
         .and_then(|c| revisions.iter().find(|r| r.name_any() == *c))
         .cloned()
         .unwrap_or_else(|| update.clone());
-
-    if spec
-        .volume_claim_templates
-        .as_ref()
-        .is_some_and(|v| !v.is_empty())
-    {
-        warn_about_claims(&ctx, &set, &uid).await;
-    }
 
     // The pods by ordinal.
     let now = jiff::Timestamp::now();
@@ -177,6 +172,16 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Context>) -> Result<Action, E
         &observed,
     );
 
+    // Pending pods get back claims that went missing; claims follow the retention policy
+    // (a condemned pod's before it is deleted).
+    for (&ordinal, p) in &owned {
+        let pending = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending");
+        if pending && p.metadata.deletion_timestamp.is_none() {
+            ensure_claims(&ctx, &set, ordinal).await?;
+        }
+        sync_claim_owners(&ctx, &set, p, ordinal >= replicas).await?;
+    }
+
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     for step in steps {
         match step {
@@ -190,6 +195,12 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Context>) -> Result<Action, E
                 } else {
                     (update.name_any(), spec.template.clone())
                 };
+                if !ensure_claims(&ctx, &set, ordinal).await? {
+                    // A claim of this ordinal is still being deleted: make the pod once
+                    // it is gone and made again.
+                    wait = Some(wait.map_or(CLAIM_WAIT, |w| w.min(CLAIM_WAIT)));
+                    continue;
+                }
                 let new = pod::for_ordinal(&set, &template, &revision, ordinal);
                 create(&ctx, &set, &pod_api, &new).await?;
             }
@@ -303,24 +314,93 @@ async fn delete(ctx: &Context, set: &StatefulSet, api: &Api<Pod>, pod: &Pod) -> 
     }
 }
 
-/// The one Warning a StatefulSet with volumeClaimTemplates gets (per controller run).
-async fn warn_about_claims(ctx: &Context, set: &StatefulSet, uid: &str) {
-    let first = ctx
-        .warned
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(uid.to_string());
-    if first {
+/// How soon a pod waiting for its claim to finish deleting is looked at again.
+const CLAIM_WAIT: Duration = Duration::from_secs(1);
+
+/// Makes the missing claims of `ordinal` (`createPersistentVolumeClaims`); `false` while
+/// one of them is being deleted.
+async fn ensure_claims(ctx: &Context, set: &StatefulSet, ordinal: i32) -> Result<bool, Error> {
+    let ns = set.namespace().unwrap_or_default();
+    let set_name = set.name_any();
+    let pod_name = format!("{set_name}-{ordinal}");
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    for claim in claims::for_ordinal(set, ordinal) {
+        let name = claim.name_any();
+        match ctx.claims.get(&ObjectRef::new(&name).within(&ns)) {
+            Some(c) if c.metadata.deletion_timestamp.is_some() => return Ok(false),
+            Some(_) => continue,
+            None => {}
+        }
+        let (warning, reason, message) = match api.create(&PostParams::default(), &claim).await {
+            Ok(_) => (
+                false,
+                "SuccessfulCreate",
+                format!("create Claim {name} Pod {pod_name} in StatefulSet {set_name} success"),
+            ),
+            // The cache had not shown it yet.
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => {
+                let cause = match &e {
+                    kube::Error::Api(s) => s.message.clone(),
+                    other => other.to_string(),
+                };
+                let message = format!(
+                    "create Claim {name} for Pod {pod_name} in StatefulSet {set_name} failed \
+                     error: {cause}"
+                );
+                events::emit(
+                    &ctx.client,
+                    COMPONENT,
+                    events::reference(set),
+                    true,
+                    "FailedCreate",
+                    message,
+                )
+                .await;
+                return Err(e.into());
+            }
+        };
         events::emit(
             &ctx.client,
             COMPONENT,
             events::reference(set),
-            true,
-            "VolumeClaimTemplatesUnsupported",
-            "volumeClaimTemplates need PersistentVolumeClaims, which this cluster does not \
-             provide yet (the storage issue); pods start with an emptyDir named like each \
-             claim instead",
+            warning,
+            reason,
+            message,
         )
         .await;
     }
+    Ok(true)
+}
+
+/// Sets the ownerReferences of `pod`'s claims as the retention policy wants them.
+async fn sync_claim_owners(
+    ctx: &Context,
+    set: &StatefulSet,
+    pod: &Pod,
+    condemned: bool,
+) -> Result<(), Error> {
+    let ns = set.namespace().unwrap_or_default();
+    let Some(ordinal) = pod::ordinal_of(&set.name_any(), &pod.name_any()) else {
+        return Ok(());
+    };
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    for wanted in claims::for_ordinal(set, ordinal) {
+        let name = wanted.name_any();
+        let Some(claim) = ctx.claims.get(&ObjectRef::new(&name).within(&ns)) else {
+            continue;
+        };
+        if let Some(refs) = claims::owners(set, pod, condemned, &claim) {
+            let patch = json!({"metadata": {"ownerReferences": refs}});
+            match api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
 }

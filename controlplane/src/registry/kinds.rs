@@ -6,13 +6,14 @@ use k8s_openapi::api::{
     discovery::v1 as discovery, events::v1 as events, policy::v1 as policy, storage::v1 as storage,
 };
 
+use super::autoscaler::AutoscalerStrategy;
 use super::conversion::{EVENTS_V1, HPA_V1, HPA_V2BETA2, normalize_v2beta2};
 use super::pod::PodStrategy;
 use super::service::ServiceStrategy;
 use super::simple::{
-    AutoscalerStrategy, ClaimStrategy, ConfigMapStrategy, EventStrategy, NamespaceStrategy,
-    NodeStrategy, SecretStrategy, StorageClassStrategy, VolumeStrategy,
+    ConfigMapStrategy, EventStrategy, NamespaceStrategy, NodeStrategy, SecretStrategy,
 };
+use super::storage::{ClaimStrategy, StorageClassStrategy, VolumeStrategy};
 use super::workloads::{Workload, WorkloadStrategy};
 use super::{Plain, ResourceType, Subresource};
 

@@ -9,12 +9,14 @@
 //! Wire types come from `k8s-openapi`: every incoming object is round-tripped through its typed
 //! struct ([`ResourceType::normalize`]), which rejects wrong types and finds unknown fields.
 
+pub mod autoscaler;
 pub mod conversion;
 pub mod kinds;
 pub mod meta;
 pub mod pod;
 pub mod service;
 pub mod simple;
+pub mod storage;
 pub mod validation;
 pub mod workloads;
 

@@ -142,11 +142,12 @@ impl Strategy for WorkloadStrategy {
         match template {
             None => causes.required(tpl_field),
             Some(t) => {
-                validate_pod_spec(
-                    t.get("spec").unwrap_or(&Value::Null),
-                    &format!("{tpl_field}.spec"),
-                    causes,
-                );
+                let pod_spec = t.get("spec").unwrap_or(&Value::Null);
+                let pod_spec = match self.0 {
+                    Workload::StatefulSet => with_claim_volumes(pod_spec, spec),
+                    _ => pod_spec.clone(),
+                };
+                validate_pod_spec(&pod_spec, &format!("{tpl_field}.spec"), causes);
                 if t.pointer("/spec/ephemeralContainers")
                     .and_then(Value::as_array)
                     .is_some_and(|l| !l.is_empty())
@@ -328,6 +329,32 @@ fn validate_schedule(schedule: Option<&Value>, causes: &mut Causes) {
     }
 }
 
+/// A StatefulSet's pod spec as its pods get it: one more volume per `volumeClaimTemplate`
+/// (mounting the ordinal's claim), so mounts may name the templates.
+fn with_claim_volumes(pod_spec: &Value, set_spec: &Value) -> Value {
+    let mut pod_spec = pod_spec.clone();
+    let claims: Vec<String> = set_spec
+        .get("volumeClaimTemplates")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.pointer("/metadata/name").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    if let Some(o) = pod_spec.as_object_mut() {
+        let volumes = o.entry("volumes").or_insert_with(|| json!([]));
+        if let Some(list) = volumes.as_array_mut() {
+            for name in claims {
+                if !list.iter().any(|v| v.get("name") == Some(&json!(name))) {
+                    list.push(json!({"name": name,
+                        "persistentVolumeClaim": {"claimName": name}}));
+                }
+            }
+        }
+    }
+    pod_spec
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,5 +416,22 @@ mod tests {
         let mut causes = Causes::default();
         WorkloadStrategy(Workload::Job).validate(&job, None, &mut causes);
         assert_eq!(causes.0[0].field, "spec.template.spec.restartPolicy");
+    }
+
+    #[test]
+    fn statefulset_mounts_may_name_claim_templates() {
+        let mut set = deployment();
+        set["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] =
+            json!([{"name": "data", "mountPath": "/data"}]);
+        let mut causes = Causes::default();
+        WorkloadStrategy(Workload::StatefulSet).validate(&set, None, &mut causes);
+        assert_eq!(
+            causes.0[0].field,
+            "spec.template.spec.containers[0].volumeMounts[0].name"
+        );
+        set["spec"]["volumeClaimTemplates"] = json!([{"metadata": {"name": "data"}}]);
+        let mut causes = Causes::default();
+        WorkloadStrategy(Workload::StatefulSet).validate(&set, None, &mut causes);
+        assert!(causes.is_empty(), "{causes:?}");
     }
 }

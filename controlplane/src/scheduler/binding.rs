@@ -20,6 +20,9 @@ pub struct Bound {
     pub node: String,
     /// The API's answer.
     pub result: Result<(), kube::Error>,
+    /// Whether it failed before the Binding, telling the pod's claims their node (so even a
+    /// 404, a claim gone, means "decide again", not "the pod is gone").
+    pub pre_bind: bool,
 }
 
 /// Binds `pod` to `node`; on success records the `Scheduled` Event.
@@ -57,5 +60,10 @@ pub async fn bind(client: Client, pod: Arc<Pod>, node: String) -> Bound {
         }
         Err(e) => tracing::debug!(error = %e, "binding failed"),
     }
-    Bound { key, node, result }
+    Bound {
+        key,
+        node,
+        result,
+        pre_bind: false,
+    }
 }

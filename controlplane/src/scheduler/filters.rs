@@ -28,6 +28,8 @@ pub enum Failure<'n> {
     NodeAffinity,
     /// The pod's requests do not fit what is left.
     Resources(Insufficient),
+    /// The pod's claims cannot be met here (VolumeBinding, [`super::volumes`]).
+    Volumes(super::volumes::Conflicts),
 }
 
 /// Which resources did not fit (all of them are reported, as NodeResourcesFit does).

@@ -9,6 +9,8 @@
 //! - [`cache`]: per-node allocatable and what bound (and just-assumed) pods use;
 //! - [`podinfo`]: what a decision needs from a Pod (requests, owner, constraints);
 //! - [`filters`] and [`score`]: pure functions with Kubernetes' semantics;
+//! - [`volumes`]: the VolumeBinding plugin (claims, their volumes' node affinity, the
+//!   selected node of `WaitForFirstConsumer` claims);
 //! - [`schedule_one`](mod@schedule_one): the decision and kube-scheduler's failure message;
 //! - [`queue`]: pending, unschedulable and backing-off pods;
 //! - [`binding`] and [`events`]: the API writes (Binding, Events, `PodScheduled=False`).
@@ -26,12 +28,14 @@ pub mod quantity;
 pub mod queue;
 pub mod schedule_one;
 pub mod score;
+pub mod volumes;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -40,7 +44,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 pub use cache::Cache;
-pub use schedule_one::{FitError, schedule_one};
+pub use schedule_one::{FitError, schedule_one, schedule_with_volumes};
 
 use binding::Bound;
 use podinfo::{pod_key, wants_scheduling};
@@ -73,6 +77,9 @@ impl Default for SchedulerOptions {
 pub async fn run(client: Client, options: SchedulerOptions, shutdown: CancellationToken) {
     let (pods, pod_writer) = reflector::store::<Pod>();
     let (nodes, node_writer) = reflector::store::<Node>();
+    let (claims, claim_writer) = reflector::store::<PersistentVolumeClaim>();
+    let (volumes, volume_writer) = reflector::store::<PersistentVolume>();
+    let (classes, class_writer) = reflector::store::<StorageClass>();
     let config = watcher::Config::default;
     let mut pod_events =
         reflector::reflector(pod_writer, watcher(Api::all(client.clone()), config()))
@@ -82,9 +89,30 @@ pub async fn run(client: Client, options: SchedulerOptions, shutdown: Cancellati
         reflector::reflector(node_writer, watcher(Api::all(client.clone()), config()))
             .default_backoff()
             .boxed();
+    // Claims, volumes and classes only need mirroring; any change may let a parked pod fit.
+    let mut storage_events = futures::stream::select_all([
+        storage_stream(reflector::reflector(
+            claim_writer,
+            watcher(Api::all(client.clone()), config()),
+        )),
+        storage_stream(reflector::reflector(
+            volume_writer,
+            watcher(Api::all(client.clone()), config()),
+        )),
+        storage_stream(reflector::reflector(
+            class_writer,
+            watcher(Api::all(client.clone()), config()),
+        )),
+    ]);
     let mut s = Scheduler {
         client,
         pods,
+        storage: volumes::Storage {
+            claims,
+            volumes,
+            classes,
+            nodes: nodes.clone(),
+        },
         nodes,
         cache: Cache::new(),
         queue: Queue::default(),
@@ -93,6 +121,7 @@ pub async fn run(client: Client, options: SchedulerOptions, shutdown: Cancellati
         writes: JoinSet::new(),
         pods_synced: false,
         nodes_synced: false,
+        storage_synced: 0,
     };
     let period = options.retry_unschedulable.max(Duration::from_millis(10));
     let mut retry = tokio::time::interval_at(Instant::now() + period, period);
@@ -106,6 +135,7 @@ pub async fn run(client: Client, options: SchedulerOptions, shutdown: Cancellati
             () = shutdown.cancelled() => break,
             Some(event) = pod_events.next() => s.on_pod_event(event),
             Some(event) = node_events.next() => s.on_node_event(event),
+            Some(event) = storage_events.next() => s.on_storage_event(event),
             Some(done) = s.binds.join_next() => s.on_bound(done),
             Some(_) = s.writes.join_next() => {}
             _ = retry.tick() => s.queue.retry_unschedulable(),
@@ -124,6 +154,7 @@ struct Scheduler {
     client: Client,
     pods: Store<Pod>,
     nodes: Store<Node>,
+    storage: volumes::Storage,
     cache: Cache,
     queue: Queue,
     /// The last unschedulable message written for each pod, so each is written once.
@@ -133,12 +164,45 @@ struct Scheduler {
     writes: JoinSet<()>,
     pods_synced: bool,
     nodes_synced: bool,
+    /// How many of the three storage reflectors have listed everything.
+    storage_synced: usize,
+}
+
+/// What a storage reflector's event means to the scheduler.
+enum StorageEvent {
+    /// An object changed.
+    Changed,
+    /// The first full list is in.
+    Listed,
+    /// Nothing for the scheduler.
+    Quiet,
+}
+
+/// One storage reflector's events, as [`StorageEvent`]s.
+fn storage_stream<K, S>(events: S) -> futures::stream::BoxStream<'static, StorageEvent>
+where
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    K: Send + 'static,
+{
+    events
+        .default_backoff()
+        .map(|e| match e {
+            Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_)) => StorageEvent::Changed,
+            Ok(watcher::Event::InitDone) => StorageEvent::Listed,
+            Ok(_) => StorageEvent::Quiet,
+            Err(e) => {
+                tracing::warn!(error = %e, "watching storage objects failed; retrying");
+                StorageEvent::Quiet
+            }
+        })
+        .boxed()
 }
 
 impl Scheduler {
     fn can_schedule(&self) -> bool {
         self.pods_synced
             && self.nodes_synced
+            && self.storage_synced >= 3
             && self.queue.has_active()
             && self.binds.len() < MAX_BINDS_IN_FLIGHT
     }
@@ -177,6 +241,15 @@ impl Scheduler {
             }
             Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
             Err(e) => tracing::warn!(error = %e, "watching nodes failed; retrying"),
+        }
+    }
+
+    fn on_storage_event(&mut self, event: StorageEvent) {
+        match event {
+            // A claim bound, a volume made or a class added may let parked pods fit.
+            StorageEvent::Changed => self.queue.retry_unschedulable(),
+            StorageEvent::Listed => self.storage_synced += 1,
+            StorageEvent::Quiet => {}
         }
     }
 
@@ -230,14 +303,33 @@ impl Scheduler {
         if !wants_scheduling(&pod) || self.cache.is_assumed(&key) {
             return;
         }
-        match schedule_one(&pod, &self.cache) {
-            Ok(node) => {
+        let volumes = volumes::prefilter(&pod, &self.storage);
+        let decision = volumes.map_err(|message| FitError::PreFilter {
+            nodes: self.cache.nodes().len(),
+            message,
+        });
+        match decision.and_then(|v| Ok((schedule_with_volumes(&pod, &self.cache, &v)?, v))) {
+            Ok((node, volumes)) => {
                 self.cache.assume(&pod, &node);
                 self.reported.remove(&key);
-                self.binds
-                    .spawn(binding::bind(self.client.clone(), pod, node));
+                let client = self.client.clone();
+                let claims = volumes.to_select(&node);
+                self.binds.spawn(async move {
+                    // PreBind: the claims waiting for a first consumer learn its node.
+                    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+                    if let Err(e) = volumes::pre_bind(&client, &ns, &claims, &node).await {
+                        return Bound {
+                            key: pod_key(&pod),
+                            node,
+                            result: Err(e),
+                            pre_bind: true,
+                        };
+                    }
+                    binding::bind(client, pod, node).await
+                });
             }
             Err(fit) => {
+                crate::telemetry::METRICS.schedule_attempt("unschedulable");
                 let message = fit.to_string();
                 tracing::debug!(pod = %key, %message, "unschedulable");
                 self.queue.park(key.clone());
@@ -261,12 +353,17 @@ impl Scheduler {
             }
         };
         match bound.result {
-            Ok(()) => self.cache.finish_binding(&bound.key),
+            Ok(()) => {
+                crate::telemetry::METRICS.schedule_attempt("scheduled");
+                self.cache.finish_binding(&bound.key)
+            }
             Err(e) => {
+                crate::telemetry::METRICS.schedule_attempt("error");
                 self.cache.forget(&bound.key);
                 match &e {
                     // Gone, being deleted or bound by someone else: the watch will say.
-                    kube::Error::Api(status) if matches!(status.code, 404 | 409) => {}
+                    kube::Error::Api(status)
+                        if matches!(status.code, 404 | 409) && !bound.pre_bind => {}
                     _ => {
                         tracing::warn!(pod = %bound.key, node = %bound.node, error = %e, "binding failed; retrying");
                         self.queue.backoff(bound.key, Instant::now() + BIND_BACKOFF);

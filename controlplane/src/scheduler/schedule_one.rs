@@ -18,6 +18,7 @@ use super::cache::{Cache, NodeInfo};
 use super::filters::{self, Failure};
 use super::podinfo::PodInfo;
 use super::score;
+use super::volumes::{self, PodVolumes};
 
 /// Below this many nodes every node is examined (`minFeasibleNodesToFind`).
 pub const MIN_FEASIBLE_NODES_TO_FIND: usize = 100;
@@ -29,6 +30,13 @@ pub const MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND: usize = 5;
 pub enum FitError {
     /// The cluster has no nodes.
     NoNodes,
+    /// A PreFilter rejected the pod on every node (its claims, [`super::volumes`]).
+    PreFilter {
+        /// How many nodes the cluster has.
+        nodes: usize,
+        /// The plugin's reason.
+        message: String,
+    },
     /// Every node was filtered out, for these reasons.
     NoFit {
         /// How many nodes were examined (all of them).
@@ -47,6 +55,9 @@ impl fmt::Display for FitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FitError::NoNodes => f.write_str("no nodes available to schedule pods"),
+            FitError::PreFilter { nodes, message } => {
+                write!(f, "0/{nodes} nodes are available: {message}.")
+            }
             FitError::NoFit { nodes, reasons } => {
                 let mut parts: Vec<String> =
                     reasons.iter().map(|(r, n)| format!("{n} {r}")).collect();
@@ -66,6 +77,9 @@ struct Diagnosis<'n> {
     cpu: usize,
     memory: usize,
     pods: usize,
+    volume_affinity: usize,
+    volume_bind: usize,
+    volume_missing: usize,
     taints: Vec<((&'n str, &'n str), usize)>,
 }
 
@@ -79,6 +93,11 @@ impl<'n> Diagnosis<'n> {
                 self.cpu += usize::from(r.cpu);
                 self.memory += usize::from(r.memory);
                 self.pods += usize::from(r.pods);
+            }
+            Failure::Volumes(c) => {
+                self.volume_affinity += usize::from(c.node_affinity);
+                self.volume_bind += usize::from(c.bind);
+                self.volume_missing += usize::from(c.missing_volume);
             }
             Failure::Taint(t) => {
                 let id = (t.key.as_str(), t.value.as_deref().unwrap_or_default());
@@ -102,6 +121,9 @@ impl<'n> Diagnosis<'n> {
             ("Insufficient cpu", self.cpu),
             ("Insufficient memory", self.memory),
             ("Too many pods", self.pods),
+            (volumes::NODE_CONFLICT, self.volume_affinity),
+            (volumes::BIND_CONFLICT, self.volume_bind),
+            (volumes::PV_NOT_EXIST, self.volume_missing),
         ] {
             if n > 0 {
                 reasons.insert(reason.to_string(), n);
@@ -135,15 +157,25 @@ pub fn feasible_nodes_to_find(all: usize, percentage: u32) -> usize {
 /// Picks the node for `pod` from `cache`: every filter must pass; the highest summed score
 /// wins. Pure: the caller records the decision ([`Cache::assume`]) and binds.
 pub fn schedule_one(pod: &Pod, cache: &Cache) -> Result<String, FitError> {
+    schedule_with_volumes(pod, cache, &PodVolumes::default())
+}
+
+/// [`schedule_one`] for a pod whose claims were looked up ([`volumes::prefilter`]).
+pub fn schedule_with_volumes(
+    pod: &Pod,
+    cache: &Cache,
+    volumes: &PodVolumes,
+) -> Result<String, FitError> {
     let info = PodInfo::new(pod);
     let start = start_index(pod);
-    select(&info, cache, start).map(|n| n.name.clone())
+    select(&info, volumes, cache, start).map(|n| n.name.clone())
 }
 
 /// [`schedule_one`] for a pod already turned into a [`PodInfo`], starting the search at node
 /// `start` (modulo the node count).
 pub fn select<'c>(
     pod: &PodInfo<'_>,
+    volumes: &PodVolumes,
     cache: &'c Cache,
     start: usize,
 ) -> Result<&'c NodeInfo, FitError> {
@@ -156,7 +188,16 @@ pub fn select<'c>(
     let mut feasible: Vec<&NodeInfo> = Vec::with_capacity(wanted.min(1024));
     let mut diagnosis = Diagnosis::default();
     for node in nodes[start..].iter().chain(&nodes[..start]) {
-        match filters::check(pod, node) {
+        let fits = filters::check(pod, node).and_then(|()| {
+            // VolumeBinding runs after the resource filters, as in kube-scheduler.
+            let conflicts = volumes.check(node);
+            if conflicts.any() {
+                Err(Failure::Volumes(conflicts))
+            } else {
+                Ok(())
+            }
+        });
+        match fits {
             Ok(()) => {
                 feasible.push(node);
                 if feasible.len() >= wanted {

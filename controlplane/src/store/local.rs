@@ -194,9 +194,15 @@ fn commit_batch<D: Durability>(durability: &mut D, state: &Mutex<State>, batch: 
         .flatten()
         .map(|s| (s.key.as_str(), s.value.as_deref()))
         .collect();
-    if !changes.is_empty()
-        && let Err(e) = durability.commit(&changes, revision)
-    {
+    let started = std::time::Instant::now();
+    let committed = if changes.is_empty() {
+        Ok(())
+    } else {
+        let result = durability.commit(&changes, revision);
+        crate::telemetry::METRICS.commit(changes.len(), started.elapsed());
+        result
+    };
+    if let Err(e) = committed {
         let message = e.to_string();
         for (_, reply) in batch {
             let _ = reply.send(Err(Error::Backend(message.clone())));

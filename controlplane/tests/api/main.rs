@@ -9,5 +9,6 @@ mod ephemeral;
 mod jobs;
 mod nodes;
 mod statefulsets;
+mod storage;
 mod streams;
 mod support;

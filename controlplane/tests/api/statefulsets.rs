@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use controlplane::controllers::statefulset;
+use controlplane::controllers::{garbage_collector, statefulset, volume};
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -260,41 +260,136 @@ async fn rolling_update_replaces_the_highest_ordinal_first_and_undo_goes_back() 
     cluster.stop().await;
 }
 
+fn claims(cluster: &Cluster) -> Api<PersistentVolumeClaim> {
+    Api::namespaced(cluster.client.clone(), "default")
+}
+
+/// The claims in `default` not being deleted, sorted.
+async fn claim_names(cluster: &Cluster) -> Vec<String> {
+    let mut names: Vec<String> = claims(cluster)
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .map(|c| c.name_any())
+        .collect();
+    names.sort();
+    names
+}
+
+const TEMPLATES: &str = r#"{"volumeClaimTemplates": [{"metadata": {"name": "data"},
+    "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "",
+        "resources": {"requests": {"storage": "1Gi"}}}}]}"#;
+
 #[tokio::test]
-async fn volume_claim_templates_become_empty_dirs_with_one_warning() {
+async fn each_ordinal_gets_its_claim_which_outlives_a_scale_down() {
     let cluster = Cluster::start().await;
     let _sts = Running::start(&cluster, statefulset::run);
+    let templates: serde_json::Value = serde_json::from_str(TEMPLATES).expect("json");
     create_set(
         &cluster,
-        1,
-        json!({"volumeClaimTemplates": [{"metadata": {"name": "data"},
-            "spec": {"accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": "1Gi"}}}}]}),
+        2,
+        json!({"podManagementPolicy": "Parallel",
+        "volumeClaimTemplates": templates["volumeClaimTemplates"]}),
     )
     .await;
-    wait_for_pods(&cluster, &["web-0"]).await;
-    let volumes = pod(&cluster, "web-0")
+    wait_for_pods(&cluster, &["web-0", "web-1"]).await;
+    assert_eq!(claim_names(&cluster).await, ["data-web-0", "data-web-1"]);
+    let claim = claims(&cluster).get("data-web-1").await.expect("claim");
+    assert_eq!(claim.labels()["app"], "web", "the selector's labels");
+    assert!(
+        claim.metadata.owner_references.is_none(),
+        "Retain: not owned"
+    );
+    let volumes = pod(&cluster, "web-1")
         .await
         .spec
         .expect("spec")
         .volumes
         .expect("volumes");
-    assert!(
-        volumes
-            .iter()
-            .any(|v| v.name == "data" && v.empty_dir.is_some())
+    let data = volumes
+        .iter()
+        .find(|v| v.name == "data")
+        .expect("a data volume");
+    assert_eq!(
+        data.persistent_volume_claim
+            .as_ref()
+            .map(|c| c.claim_name.as_str()),
+        Some("data-web-1")
     );
-    make_ready(&cluster, "web-0").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let events: Api<Event> = Api::namespaced(cluster.client.clone(), "default");
-    let warnings = events
-        .list(&ListParams::default())
+    eventually(WAIT, || async {
+        let made = events
+            .list(&ListParams::default())
+            .await
+            .expect("events")
+            .items
+            .into_iter()
+            .filter_map(|e| e.message)
+            .any(|m| m == "create Claim data-web-0 Pod web-0 in StatefulSet web success");
+        made.then_some(())
+            .ok_or("no SuccessfulCreate for the claim".to_string())
+    })
+    .await;
+
+    sets(&cluster)
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 1}})),
+        )
         .await
-        .expect("events")
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("VolumeClaimTemplatesUnsupported"))
-        .count();
-    assert_eq!(warnings, 1);
+        .expect("scaled");
+    wait_for_pods(&cluster, &["web-0"]).await;
+    still_only(&cluster, &["web-0"]).await;
+    assert_eq!(
+        claim_names(&cluster).await,
+        ["data-web-0", "data-web-1"],
+        "kept"
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn when_scaled_delete_gives_condemned_claims_to_their_pods() {
+    let cluster = Cluster::start().await;
+    let _sts = Running::start(&cluster, statefulset::run);
+    let _gc = Running::start(&cluster, garbage_collector::run);
+    let _volumes = Running::start(&cluster, volume::run);
+    let templates: serde_json::Value = serde_json::from_str(TEMPLATES).expect("json");
+    create_set(
+        &cluster,
+        2,
+        json!({"podManagementPolicy": "Parallel",
+        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Delete"},
+        "volumeClaimTemplates": templates["volumeClaimTemplates"]}),
+    )
+    .await;
+    wait_for_pods(&cluster, &["web-0", "web-1"]).await;
+    eventually(WAIT, || async {
+        let claim = claims(&cluster).get("data-web-0").await.expect("claim");
+        match claim.owner_references().first() {
+            Some(r) if r.kind == "StatefulSet" => Ok(()),
+            other => Err(format!("owners {other:?}")),
+        }
+    })
+    .await;
+    sets(&cluster)
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 1}})),
+        )
+        .await
+        .expect("scaled");
+    eventually(WAIT, || async {
+        let names = claim_names(&cluster).await;
+        (names == ["data-web-0"])
+            .then_some(())
+            .ok_or(format!("claims {names:?}"))
+    })
+    .await;
     cluster.stop().await;
 }

@@ -293,6 +293,8 @@ pub fn fast_controllers() -> ControllerOptions {
         resync: Duration::from_secs(2),
         job_backoff_base: Duration::from_millis(10),
         job_backoff_max: Duration::from_millis(50),
+        pvclaimbinder_sync_period: Duration::from_millis(200),
+        ..ControllerOptions::default()
     }
 }
 

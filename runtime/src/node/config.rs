@@ -56,6 +56,17 @@ pub struct NodeConfig {
     /// Where this node serves LoadBalancer Services (`--load-balancer-address`; `up` gives
     /// its first node `127.0.0.1`); `None`: it is no load balancer.
     pub load_balancer_address: Option<Ipv4Addr>,
+    /// Where the local-path provisioner's volumes of this node live (`--local-path-root`,
+    /// `DATA_DIR/storage`); published in the Node's `wasmkube.io/local-path-root` annotation.
+    pub local_path_root: PathBuf,
+    /// How often the usage of the node's claims is measured and reported
+    /// (`--volume-stats-agg-period`, the kubelet's 1 m).
+    pub volume_stats_period: Duration,
+    /// How soon a pod whose claim is not bound yet looks again (`--volume-retry-interval`).
+    pub volume_retry: Duration,
+    /// How often every container's CPU is sampled for the summary's `usageNanoCores`
+    /// (`--housekeeping-interval`, cAdvisor's 10 s).
+    pub housekeeping_interval: Duration,
     /// The longest a terminating pod's listeners stay open waiting for it to leave its
     /// Services' endpoints (`--endpoint-drain-timeout`; also bounded by the grace period).
     pub endpoint_drain_timeout: Duration,
@@ -92,8 +103,23 @@ impl Default for NodeConfig {
             allow_external_dns: false,
             cluster_domain: "cluster.local".into(),
             load_balancer_address: None,
+            local_path_root: default_data_dir().join("storage"),
+            volume_stats_period: Duration::from_secs(60),
+            volume_retry: Duration::from_secs(1),
+            housekeeping_interval: Duration::from_secs(10),
             endpoint_drain_timeout: Duration::from_secs(5),
             endpoint_propagation_delay: Duration::from_millis(100),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// What mounting claims and host directories needs.
+    pub fn volumes(&self) -> super::claims::NodeVolumes {
+        super::claims::NodeVolumes {
+            node: self.name.clone(),
+            local_path_root: self.local_path_root.clone(),
+            allow_host_path: self.allow_host_path,
         }
     }
 }

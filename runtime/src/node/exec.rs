@@ -51,6 +51,9 @@ pub struct Sandbox {
     pub memory_limit: Option<u64>,
     /// Its CPU share.
     pub cpu: CpuShare,
+    /// Its usage figures: an exec's CPU, memory and network count as the container's, as a
+    /// process exec'd into a container is in its cgroup.
+    pub usage: Arc<crate::wasm::Usage>,
     /// Cancelled when the container stops or ends: execs end with it.
     pub stop: CancellationToken,
     /// The container's own stdin and output, when `stdin: true` (for `attach`).
@@ -283,6 +286,7 @@ impl Exec {
         spec.cluster = sandbox.cluster.clone();
         spec.memory_limit = sandbox.memory_limit;
         spec.cpu = sandbox.cpu;
+        spec.usage = sandbox.usage.clone();
         spec.stdout = stdio.stdout;
         spec.stderr = stdio.stderr;
         spec.stdin = stdio.stdin;

@@ -19,8 +19,11 @@
 //!   directories and mounts; `volumes.rs`: emptyDir/configMap/secret/downwardAPI/projected;
 //!   `env.rs`: env, `valueFrom`, `envFrom`, `$(VAR)`, argv;
 //! - `events.rs`: core/v1 Events with aggregation; `logs.rs`: per-container CRI log files;
-//!   `metrics.rs`: CPU and memory usage per container (`/metrics/resource`);
-//!   `server.rs`: the node's HTTP endpoint (`/containerLogs`, `/metrics/resource`, `/healthz`);
+//!   `metrics.rs`: CPU, memory and network usage per container (`/metrics/resource`);
+//!   `summary.rs`: the Summary API (`/stats/summary`, with volume and ephemeral storage);
+//!   `prometheus.rs`: the agent's own `/metrics`;
+//!   `server.rs`: the node's HTTP endpoint (`/containerLogs`, `/metrics/resource`,
+//!   `/stats/summary`, `/metrics`, `/healthz`);
 //! - `exec.rs`: running commands inside a running container (exec, exec probes and hooks);
 //!   `stream.rs`: the exec and attach endpoints, `session.rs` their WebSocket side;
 //!   `terminal.rs`: the host-side line discipline of `-t`; `attach.rs`: the streams of a
@@ -28,6 +31,7 @@
 //!   or not, and WebSocket channels) to a pod's ports.
 
 mod attach;
+pub mod claims;
 pub mod config;
 pub mod container;
 pub mod env;
@@ -43,6 +47,7 @@ pub mod metrics;
 mod pods;
 pub mod portforward;
 pub mod probes;
+pub mod prometheus;
 mod pull;
 pub mod register;
 pub mod sandbox;
@@ -53,6 +58,7 @@ mod start;
 pub mod status;
 mod stop;
 pub mod stream;
+pub mod summary;
 pub mod terminal;
 pub mod volumes;
 mod worker;
@@ -194,7 +200,12 @@ pub async fn run(
         port,
         stop.clone(),
     ));
-    let usages = metrics::Usages::new();
+    let usages = metrics::Usages::for_node(&config.name, runtime.clone());
+    tasks.spawn(
+        usages
+            .clone()
+            .housekeeping(config.housekeeping_interval, stop.clone()),
+    );
     let guests = crate::wasm::GuestExecutor::new(config.cpu_millis).map_err(Error::Executor)?;
     let builtin: Arc<dyn crate::images::ImageSource> = Arc::new(puller.builtin().clone());
     let exec = exec::Exec::new(runtime.clone(), guests.handle().clone(), builtin);
@@ -209,6 +220,13 @@ pub async fn run(
         events: recorder.clone(),
     };
     tasks.spawn(host_ports.run(services.clone(), stop.clone()));
+    tasks.spawn(claims::run(
+        client.clone(),
+        config.volumes(),
+        config.volume_stats_period,
+        recorder.clone(),
+        stop.clone(),
+    ));
     let server_stop = stop.clone();
     tasks.spawn(async move {
         let serve =

@@ -70,6 +70,17 @@ pub fn labels(config: &NodeConfig) -> BTreeMap<String, String> {
     ])
 }
 
+/// The annotation that tells the local-path provisioner where this node keeps its volumes.
+pub const LOCAL_PATH_ROOT: &str = "wasmkube.io/local-path-root";
+
+/// The annotations every wasmkube node carries.
+pub fn annotations(config: &NodeConfig) -> BTreeMap<String, String> {
+    BTreeMap::from([(
+        LOCAL_PATH_ROOT.to_string(),
+        config.local_path_root.to_string_lossy().into_owned(),
+    )])
+}
+
 /// The node's status as the agent reports it. `since` is when Ready last changed.
 pub fn status(config: &NodeConfig, port: u16, since: jiff::Timestamp) -> NodeStatus {
     let resources = BTreeMap::from([
@@ -181,6 +192,7 @@ pub async fn register(
         metadata: ObjectMeta {
             name: Some(config.name.clone()),
             labels: Some(labels(config)),
+            annotations: Some(annotations(config)),
             ..ObjectMeta::default()
         },
         status: Some(status(config, port, jiff::Timestamp::now())),
@@ -189,7 +201,10 @@ pub async fn register(
     let created = match api.create(&PostParams::default(), &node).await {
         Ok(node) => node,
         Err(kube::Error::Api(s)) if s.is_already_exists() => {
-            let patch = json!({ "metadata": { "labels": labels(config) } });
+            let patch = json!({ "metadata": {
+                "labels": labels(config),
+                "annotations": annotations(config),
+            } });
             api.patch(&config.name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
                 .map_err(err("updating"))?

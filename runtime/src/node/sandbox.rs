@@ -249,10 +249,18 @@ impl Worker {
             Ok(ip) => {
                 self.pod_ip = Some(ip);
                 match self.dirs.create() {
-                    Ok(()) => self
-                        .refresh_volumes_inner()
-                        .await
-                        .map_err(|e| ("FailedMount", e.to_string())),
+                    Ok(()) => match self.refresh_volumes_inner().await {
+                        // A claim the binder or provisioner has not finished: look again soon,
+                        // quietly (the pod shows ContainerCreating meanwhile).
+                        Err(volumes::Error::Claim(e)) if e.is_waiting() => {
+                            tracing::debug!(error = %e, "waiting for a claim");
+                            self.stage = Stage::Sandbox {
+                                retry_at: Some(Instant::now() + self.ctx.config.volume_retry),
+                            };
+                            return false;
+                        }
+                        other => other.map_err(|e| ("FailedMount", e.to_string())),
+                    },
                     Err(e) => Err(("FailedCreatePodSandBox", e.to_string())),
                 }
             }
@@ -278,7 +286,7 @@ impl Worker {
             &self.pod,
             &facts,
             &self.dirs,
-            self.ctx.config.allow_host_path,
+            &self.ctx.config.volumes(),
         )
         .await?;
         self.volumes = volumes;

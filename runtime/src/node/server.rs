@@ -1,6 +1,7 @@
 //! The node's HTTP endpoint (the kubelet's port 10250, `daemonEndpoints.kubeletEndpoint`):
 //! `GET /containerLogs/{namespace}/{pod}/{container}`, `GET /metrics/resource` (see
-//! `metrics.rs`), the exec and attach sessions `GET /exec/...` and `GET /attach/...` (see
+//! `metrics.rs`), `GET /stats/summary` (`summary.rs`), the agent's own `GET /metrics`
+//! (`prometheus.rs`), the exec and attach sessions `GET /exec/...` and `GET /attach/...` (see
 //! `stream.rs`), port-forwarding `/portForward/{namespace}/{pod}` (see `portforward/`) and
 //! `GET /healthz`.
 //!
@@ -57,6 +58,8 @@ pub struct LogQuery {
 pub fn router(logs: Arc<LogStore>, usages: Arc<Usages>, exec: Arc<Exec>) -> Router {
     let metrics = Router::new()
         .route("/metrics/resource", get(resource_metrics))
+        .route("/metrics", get(agent_metrics))
+        .route("/stats/summary", get(stats_summary))
         .with_state(usages);
     let streams = Router::new()
         .route(
@@ -92,6 +95,28 @@ async fn resource_metrics(State(usages): State<Arc<Usages>>) -> Response {
         usages.render(jiff::Timestamp::now()),
     )
         .into_response()
+}
+
+async fn agent_metrics(State(usages): State<Arc<Usages>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        super::prometheus::render(&usages),
+    )
+        .into_response()
+}
+
+async fn stats_summary(State(usages): State<Arc<Usages>>) -> Response {
+    let summary = tokio::task::spawn_blocking(move || {
+        super::summary::summary(&usages, jiff::Timestamp::now())
+    })
+    .await;
+    match summary {
+        Ok(summary) => axum::Json(summary).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
 }
 
 async fn container_logs(
@@ -245,6 +270,12 @@ mod tests {
         let app = router(store.clone(), Usages::new(), Exec::for_tests());
 
         assert_eq!(get_text(app.clone(), "/healthz").await.1, "ok");
+        let (status, summary) = get_text(app.clone(), "/stats/summary").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(summary.contains("\"pods\":[]"), "{summary}");
+        let (status, metrics) = get_text(app.clone(), "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(metrics.contains("kubelet_running_pods 0"), "{metrics}");
         assert_eq!(
             get_text(app.clone(), "/containerLogs/ns/p/c?tailLines=2")
                 .await

@@ -332,7 +332,13 @@ pub fn entry<'a>(
         svc.namespace().unwrap_or_default()
     );
     if spec.type_.as_deref() == Some("ExternalName") {
-        return ServiceEntry::default();
+        let alias = spec
+            .external_name
+            .map(|target| (fqdn, target.trim_end_matches('.').to_ascii_lowercase()));
+        return ServiceEntry {
+            alias,
+            ..ServiceEntry::default()
+        };
     }
     let cluster_ip: Option<Ipv4Addr> = spec
         .cluster_ip
@@ -434,6 +440,7 @@ pub fn entry<'a>(
         ports,
         affinity,
         names,
+        alias: None,
     }
 }
 

@@ -343,6 +343,7 @@ impl Worker {
                 cluster: spec.cluster.clone(),
                 memory_limit,
                 cpu: spec.cpu,
+                usage: spec.usage.clone(),
                 stop: ended.clone(),
                 attach,
             },
@@ -360,9 +361,20 @@ impl Worker {
             "wasm://{}",
             digest_of(seed.as_bytes()).trim_start_matches("sha256:")
         );
-        self.ctx
-            .usages
-            .started(&self.namespace, &self.name, &name, spec.usage.clone());
+        self.ctx.usages.started(
+            super::metrics::ContainerKey::new(&self.namespace, &self.name, &name),
+            &self.uid,
+            spec.usage.clone(),
+            spec.root.clone(),
+        );
+        self.ctx.usages.pod_volumes(
+            &self.namespace,
+            &self.name,
+            self.volumes
+                .iter()
+                .map(|(volume, dir)| (volume.clone(), dir.host.clone()))
+                .collect(),
+        );
         let runtime = self.ctx.runtime.clone();
         let handle = self.running.tasks.spawn_on(
             async move { runtime.run(spec).await },

@@ -1,7 +1,7 @@
 //! A pod's volumes as host directories (ARCHITECTURE D8): emptyDir, configMap, secret,
 //! downwardAPI, projected (configMap/secret/downwardAPI sources; tokens come with auth),
-//! hostPath behind a node flag. PersistentVolumeClaims are refused with a clear error until
-//! the storage issue.
+//! hostPath behind a node flag, and PersistentVolumeClaims (their volume's directory, see
+//! `claims.rs`).
 //!
 //! [`materialise`] is called when the sandbox is prepared and again on every resync, so
 //! configMap and secret volumes follow their objects (files are rewritten only when they
@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use k8s_openapi::api::core::v1::{ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, Secret};
 use kube::Api;
 
+use super::claims::{NodeVolumes, claim_dir};
 use super::env::{self, PodFacts};
 use super::sandbox::{self, File, PodDirs, VolumeDir};
 
@@ -56,6 +57,9 @@ pub enum Error {
     /// Writing the volume failed.
     #[error(transparent)]
     Sandbox(#[from] sandbox::Error),
+    /// A claim cannot be mounted (yet).
+    #[error(transparent)]
+    Claim(#[from] super::claims::Error),
     /// A volume type this node cannot provide.
     #[error("volume {name:?}: {reason}")]
     Unsupported {
@@ -183,6 +187,8 @@ fn secret_data(secret: Secret) -> BTreeMap<String, Vec<u8>> {
 
 /// Reads ConfigMaps and Secrets of the pod's namespace.
 pub struct Objects {
+    client: kube::Client,
+    namespace: String,
     config_maps: Api<ConfigMap>,
     secrets: Api<Secret>,
 }
@@ -191,6 +197,8 @@ impl Objects {
     /// Readers for `namespace`.
     pub fn new(client: &kube::Client, namespace: &str) -> Objects {
         Objects {
+            client: client.clone(),
+            namespace: namespace.to_string(),
             config_maps: Api::namespaced(client.clone(), namespace),
             secrets: Api::namespaced(client.clone(), namespace),
         }
@@ -228,7 +236,7 @@ pub async fn materialise(
     pod: &Pod,
     facts: &PodFacts,
     dirs: &PodDirs,
-    allow_host_path: bool,
+    node: &NodeVolumes,
 ) -> Result<(HashMap<String, VolumeDir>, Option<PathBuf>), Error> {
     let spec = pod.spec.clone().unwrap_or_default();
     let mut out = HashMap::new();
@@ -252,7 +260,7 @@ pub async fn materialise(
             );
             continue;
         } else if let Some(hp) = &volume.host_path {
-            if !allow_host_path {
+            if !node.allow_host_path {
                 return Err(unsupported("hostPath volumes are disabled on this node"));
             }
             let host = PathBuf::from(&hp.path);
@@ -328,10 +336,10 @@ pub async fn materialise(
                 // serviceAccountToken, clusterTrustBundle, podCertificate: with the auth issue.
             }
             files
-        } else if volume.persistent_volume_claim.is_some() {
-            return Err(unsupported(
-                "persistentVolumeClaim volumes are not supported yet",
-            ));
+        } else if let Some(claim) = &volume.persistent_volume_claim {
+            let dir = claim_dir(&objects.client, &objects.namespace, claim, node).await?;
+            out.insert(volume.name.clone(), dir);
+            continue;
         } else {
             return Err(unsupported(
                 "this volume type is not supported on wasmkube nodes",

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -85,6 +86,18 @@ pub struct CompileCache {
     /// `<cache dir>/<engine hash>`, or `None` for a memory-only cache.
     dir: Option<PathBuf>,
     entries: Mutex<HashMap<String, Arc<OnceCell<Arc<Prepared>>>>>,
+    stats: Arc<CacheStats>,
+}
+
+/// How the cache answered so far (the node's `/metrics`).
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    /// Images found prepared in memory.
+    pub memory_hits: std::sync::atomic::AtomicU64,
+    /// Images loaded from a `.cwasm` on disk.
+    pub disk_hits: std::sync::atomic::AtomicU64,
+    /// Images compiled.
+    pub compiles: std::sync::atomic::AtomicU64,
 }
 
 impl CompileCache {
@@ -106,7 +119,13 @@ impl CompileCache {
             engine,
             dir,
             entries: Mutex::default(),
+            stats: Arc::default(),
         })
+    }
+
+    /// Hits and misses so far.
+    pub fn stats(&self) -> &CacheStats {
+        &self.stats
     }
 
     /// The directory holding this engine's `.cwasm` files, if the cache persists.
@@ -124,6 +143,9 @@ impl CompileCache {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             entries.entry(image.digest.clone()).or_default().clone()
         };
+        if cell.initialized() {
+            self.stats.memory_hits.fetch_add(1, Ordering::Relaxed);
+        }
         cell.get_or_try_init(|| async {
             let compiled = self.load_or_compile(image).await?;
             link(image, compiled, linkers).map(Arc::new)
@@ -149,6 +171,7 @@ impl CompileCache {
             .dir
             .as_ref()
             .map(|dir| dir.join(format!("{}.cwasm", image.digest.replace(':', "-"))));
+        let stats = self.stats.clone();
         let work = move || -> Result<Compiled, Error> {
             if let Some(path) = &path
                 && path.is_file()
@@ -156,6 +179,7 @@ impl CompileCache {
                 let started = Instant::now();
                 match deserialize(&engine, kind, path) {
                     Ok(compiled) => {
+                        stats.disk_hits.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(image = %name, load_us = started.elapsed().as_micros() as u64, "loaded precompiled image");
                         return Ok(compiled);
                     }
@@ -167,6 +191,7 @@ impl CompileCache {
             }
             let started = Instant::now();
             let compiled = compile(&engine, kind, &name, &bytes)?;
+            stats.compiles.fetch_add(1, Ordering::Relaxed);
             tracing::info!(image = %name, kind = ?kind, compile_ms = started.elapsed().as_millis() as u64, "compiled image");
             if let Some(path) = &path {
                 let serialized = match &compiled {

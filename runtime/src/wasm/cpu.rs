@@ -2,8 +2,10 @@
 //! the CPU time it used (ARCHITECTURE D9).
 //!
 //! Guests run on the node's guest executor (a tokio runtime with one thread per core of
-//! `--node-cpu`). A guest runs only inside a poll of its future, so [`Metered`] times every
-//! poll: that is the container's CPU time. The epoch callback (every tick, 10 ms) decides what
+//! `--node-cpu`). A guest runs only inside a poll of its future, so [`Metered`] reads the
+//! thread's CPU clock (`CLOCK_THREAD_CPUTIME_ID`, ~180 ns) before and after every poll: the
+//! difference is the container's CPU time, excluding the time the OS ran other threads (a
+//! wall clock would charge the guest for a busy machine). The epoch callback (every tick, 10 ms) decides what
 //! happens next, as the Linux CFS scheduler would for a cgroup:
 //!
 //! - **share**: a container yields to the executor once it has run its *slice* in this poll;
@@ -59,16 +61,84 @@ impl CpuShare {
     }
 }
 
+/// A moment on both clocks the meter uses: the wall clock (quota periods, throttle sleeps)
+/// and the running thread's CPU clock (what the guest used).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Now {
+    wall: Instant,
+    cpu: Duration,
+}
+
+impl Now {
+    /// Reads both clocks; the CPU clock is the calling thread's.
+    pub(crate) fn read() -> Now {
+        Now {
+            wall: Instant::now(),
+            cpu: thread_cpu_time(),
+        }
+    }
+}
+
+/// CPU time the calling thread has used.
+pub fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        t.tv_sec.max(0) as u64,
+        t.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
+/// CPU time the whole process has used (all threads, user and system).
+pub fn process_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(
+        t.tv_sec.max(0) as u64,
+        t.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
 /// What the meter keeps between polls.
 #[derive(Debug)]
 struct State {
     /// When the current poll began, if one is running.
-    poll_started: Option<Instant>,
+    poll_started: Option<Now>,
     /// Slice left in this poll, with the last overshoot taken off (may go below zero).
     budget_nanos: i64,
-    /// Start of the current quota period and CPU used in it.
+    /// CPU of the running poll already charged to a quota period.
+    charged: Duration,
+    /// Start of the current quota period (periods are back to back on the wall clock) and
+    /// CPU used in it, including what the last period overran.
     period_started: Instant,
     period_used: Duration,
+}
+
+impl State {
+    /// Charges the running poll's CPU so far to the current period.
+    fn charge(&mut self, now: Now) -> Duration {
+        let Some(started) = self.poll_started else {
+            return Duration::ZERO;
+        };
+        let ran = now.cpu.saturating_sub(started.cpu);
+        self.period_used += ran.saturating_sub(self.charged);
+        self.charged = ran;
+        ran
+    }
+
+    /// Moves to the period `now` is in. What the last one used beyond its quota (the tick
+    /// that noticed came up to 10 ms late) is owed to the next, so a limit holds on average
+    /// and not only to the nearest tick.
+    fn roll(&mut self, now: Instant, quota: Option<Duration>) {
+        let elapsed = now.saturating_duration_since(self.period_started);
+        if elapsed < CPU_PERIOD {
+            return;
+        }
+        let periods = (elapsed.as_nanos() / CPU_PERIOD.as_nanos()) as u32;
+        self.period_started += CPU_PERIOD * periods;
+        self.period_used = match quota {
+            Some(q) => self.period_used.saturating_sub(q * periods).min(q),
+            None => Duration::ZERO,
+        };
+    }
 }
 
 /// Times a container's polls and decides, at each epoch tick, whether it yields or sleeps.
@@ -98,6 +168,7 @@ impl CpuMeter {
             state: Mutex::new(State {
                 poll_started: None,
                 budget_nanos: 0,
+                charged: Duration::ZERO,
                 period_started: Instant::now(),
                 period_used: Duration::ZERO,
             }),
@@ -108,26 +179,26 @@ impl CpuMeter {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn begin(&self, now: Instant) {
+    fn begin(&self, now: Now) {
         let mut s = self.lock();
+        s.roll(now.wall, self.share.quota());
         s.poll_started = Some(now);
+        s.charged = Duration::ZERO;
         // A fresh slice, less what the last one overran (at most two slices of debt).
         let slice = self.share.slice().as_nanos() as i64;
         s.budget_nanos = slice + s.budget_nanos.clamp(-2 * slice, 0);
     }
 
-    fn end(&self, now: Instant, yielded: bool) {
+    fn end(&self, now: Now, yielded: bool) {
         let mut s = self.lock();
-        let Some(started) = s.poll_started.take() else {
+        if s.poll_started.is_none() {
             return;
-        };
-        let ran = now.saturating_duration_since(started);
-        self.usage.add_cpu(ran);
-        if now.saturating_duration_since(s.period_started) >= CPU_PERIOD {
-            s.period_started = now;
-            s.period_used = Duration::ZERO;
         }
-        s.period_used += ran;
+        let ran = s.charge(now);
+        s.roll(now.wall, self.share.quota());
+        s.poll_started = None;
+        s.charged = Duration::ZERO;
+        self.usage.add_cpu(ran);
         s.budget_nanos = if yielded {
             s.budget_nanos - ran.as_nanos() as i64
         } else {
@@ -137,20 +208,17 @@ impl CpuMeter {
     }
 
     /// Called at every epoch tick while the guest runs.
-    pub(crate) fn tick(&self, now: Instant) -> Verdict {
-        let s = self.lock();
-        let Some(started) = s.poll_started else {
+    pub(crate) fn tick(&self, now: Now) -> Verdict {
+        let mut s = self.lock();
+        if s.poll_started.is_none() {
             return Verdict::Run;
-        };
-        let ran = now.saturating_duration_since(started);
+        }
+        let ran = s.charge(now);
         if let Some(quota) = self.share.quota() {
-            let period_end = s.period_started + CPU_PERIOD;
-            if now < period_end && s.period_used + ran >= quota {
-                return Verdict::Throttle(period_end - now);
-            }
-            if now >= period_end && ran >= quota {
-                // One poll ran a whole period over quota: sleep the rest of a period.
-                return Verdict::Throttle(CPU_PERIOD.saturating_sub(quota));
+            s.roll(now.wall, Some(quota));
+            if s.period_used >= quota {
+                let period_end = s.period_started + CPU_PERIOD;
+                return Verdict::Throttle(period_end.saturating_duration_since(now.wall));
             }
         }
         if ran.as_nanos() as i64 >= s.budget_nanos {
@@ -208,10 +276,10 @@ impl<F: Future> Future for Metered<F> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         YIELDED.with(|y| y.set(false));
-        self.meter.begin(Instant::now());
+        self.meter.begin(Now::read());
         let out = self.inner.as_mut().poll(cx);
         let yielded = YIELDED.with(|y| y.replace(false));
-        self.meter.end(Instant::now(), yielded);
+        self.meter.end(Now::read(), yielded);
         out
     }
 }
@@ -222,6 +290,14 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    /// A moment `d` after `t0` on a machine where the guest had the core all along.
+    fn at(t0: Instant, d: Duration) -> Now {
+        Now {
+            wall: t0 + d,
+            cpu: d,
+        }
     }
 
     #[test]
@@ -258,22 +334,52 @@ mod tests {
             usage.clone(),
         );
         let t0 = Instant::now();
-        m.begin(t0);
-        assert_eq!(m.tick(t0 + ms(5)), Verdict::Run);
-        assert_eq!(m.tick(t0 + ms(30)), Verdict::Yield);
-        m.end(t0 + ms(30), true);
+        m.begin(at(t0, ms(0)));
+        assert_eq!(m.tick(at(t0, ms(5))), Verdict::Run);
+        assert_eq!(m.tick(at(t0, ms(30))), Verdict::Yield);
+        m.end(at(t0, ms(30)), true);
         assert_eq!(usage.cpu(), ms(30));
         // 5 ms over a 25 ms slice: the next one is 20 ms.
-        let t1 = t0 + ms(100);
-        m.begin(t1);
-        assert_eq!(m.tick(t1 + ms(15)), Verdict::Run);
-        assert_eq!(m.tick(t1 + ms(20)), Verdict::Yield);
-        m.end(t1 + ms(20), true);
+        m.begin(at(t0, ms(100)));
+        assert_eq!(m.tick(at(t0, ms(115))), Verdict::Run);
+        assert_eq!(m.tick(at(t0, ms(120))), Verdict::Yield);
+        m.end(at(t0, ms(120)), true);
         // Blocking on I/O forgives the debt.
-        m.begin(t1 + ms(60));
-        m.end(t1 + ms(61), false);
-        m.begin(t1 + ms(70));
-        assert_eq!(m.tick(t1 + ms(94)), Verdict::Run);
+        m.begin(at(t0, ms(160)));
+        m.end(at(t0, ms(161)), false);
+        m.begin(at(t0, ms(170)));
+        assert_eq!(m.tick(at(t0, ms(194))), Verdict::Run);
+    }
+
+    #[test]
+    fn only_cpu_time_counts_not_time_the_thread_was_preempted() {
+        let usage = Arc::new(Usage::default());
+        let m = CpuMeter::new(CpuShare::default(), usage.clone());
+        let t0 = Instant::now();
+        m.begin(Now {
+            wall: t0,
+            cpu: ms(7),
+        });
+        // 40 ms went by on the wall, but the OS ran this thread for 10 ms of them.
+        m.end(
+            Now {
+                wall: t0 + ms(40),
+                cpu: ms(17),
+            },
+            false,
+        );
+        assert_eq!(usage.cpu(), ms(10));
+        let before = thread_cpu_time();
+        let mut x = 0u64;
+        for i in 0..2_000_000u64 {
+            x = x.wrapping_add(i * i);
+        }
+        std::hint::black_box(x);
+        assert!(
+            thread_cpu_time() > before,
+            "the thread clock advances with work"
+        );
+        assert!(process_cpu_time() >= thread_cpu_time());
     }
 
     #[test]
@@ -286,9 +392,14 @@ mod tests {
             Arc::default(),
         );
         let t0 = Instant::now();
-        m.begin(t0);
+        m.begin(at(t0, ms(0)));
         m.lock().period_started = t0;
-        assert_eq!(m.tick(t0 + ms(10)), Verdict::Run);
-        assert_eq!(m.tick(t0 + ms(20)), Verdict::Throttle(ms(80)));
+        assert_eq!(m.tick(at(t0, ms(10))), Verdict::Run);
+        assert_eq!(m.tick(at(t0, ms(28))), Verdict::Throttle(ms(72)));
+        m.end(at(t0, ms(28)), true);
+        // 8 ms over the 20 ms quota: the next period allows 12 ms.
+        m.begin(at(t0, ms(100)));
+        assert_eq!(m.tick(at(t0, ms(110))), Verdict::Run);
+        assert_eq!(m.tick(at(t0, ms(112))), Verdict::Throttle(ms(88)));
     }
 }

@@ -147,7 +147,12 @@ impl Handler {
         let wasi = wasi_builder(spec).map_err(|e| e.to_string())?.build();
         let state = ComponentState::new(
             wasi,
-            PodSockets::new(spec.network, spec.cluster.clone(), spec.drain.clone()),
+            PodSockets::new(
+                spec.network,
+                spec.cluster.clone(),
+                spec.drain.clone(),
+                spec.usage.clone(),
+            ),
             ContainerLimiter::new(self.limit, spec.usage.clone()),
         );
         let meter = CpuMeter::new(spec.cpu, spec.usage.clone());

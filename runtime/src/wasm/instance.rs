@@ -25,7 +25,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::Error;
 use super::cache::{CompileCache, Prepared, Program};
-use super::cpu::{CpuMeter, CpuShare, Metered};
+use super::cpu::{CpuMeter, CpuShare, Metered, Now};
 use super::engine::WasmEngine;
 use super::exit::{Exit, exit_of};
 use super::http::{self, NoOutgoing};
@@ -273,7 +273,12 @@ impl ContainerRuntime {
         };
         let engine = self.engine.engine();
         let meter = CpuMeter::new(spec.cpu, spec.usage.clone());
-        let sockets = PodSockets::new(spec.network, spec.cluster.clone(), spec.drain.clone());
+        let sockets = PodSockets::new(
+            spec.network,
+            spec.cluster.clone(),
+            spec.drain.clone(),
+            spec.usage.clone(),
+        );
         let mut draining =
             std::pin::pin!(net::wake_on_drain(spec.drain.clone(), sockets.listening()));
         let exit = match &prepared.program {
@@ -383,7 +388,7 @@ fn arm_epoch<T: 'static>(store: &mut Store<T>, stop: &CancellationToken, meter: 
         Ok(if stop.is_cancelled() {
             UpdateDeadline::Interrupt
         } else {
-            meter.deadline(meter.tick(Instant::now()))
+            meter.deadline(meter.tick(Now::read()))
         })
     });
 }

@@ -13,15 +13,22 @@ use std::time::Duration;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 
 /// Live resource usage of one container, readable while it runs (for the node's summary
-/// API and `kubectl top`).
+/// API, `/metrics/resource`, `kubectl top` and the HPA).
+///
+/// Every instance of the container adds to it: the main instance, each `wasi:http` request's
+/// instance and each `kubectl exec` (as a process exec'd into a container is in its cgroup).
 #[derive(Debug, Default)]
 pub struct Usage {
     memory_bytes: AtomicU64,
     cpu_nanos: AtomicU64,
+    rx_bytes: AtomicU64,
+    tx_bytes: AtomicU64,
+    instances: AtomicU64,
 }
 
 impl Usage {
-    /// CPU time the container has used so far (time inside its polls, see `cpu.rs`).
+    /// CPU time the container has used so far: the guest threads' CPU time inside its
+    /// polls (`CLOCK_THREAD_CPUTIME_ID`, see `cpu.rs`).
     pub fn cpu(&self) -> Duration {
         Duration::from_nanos(self.cpu_nanos.load(Ordering::Relaxed))
     }
@@ -31,9 +38,33 @@ impl Usage {
         self.cpu_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
-    /// Bytes of linear memory (all memories of the instance) the guest has grown to.
+    /// Bytes of linear memory (all memories of its live instances) the container holds.
+    /// Wasm memories only grow: this falls only when an instance ends.
     pub fn memory_bytes(&self) -> u64 {
         self.memory_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Bytes the container received on its sockets (TCP streams and UDP datagrams).
+    pub fn rx_bytes(&self) -> u64 {
+        self.rx_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Bytes the container sent on its sockets.
+    pub fn tx_bytes(&self) -> u64 {
+        self.tx_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Wasm instances of the container alive now (its main instance, execs, requests).
+    pub fn instances(&self) -> u64 {
+        self.instances.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_rx(&self, n: usize) {
+        self.rx_bytes.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add_tx(&self, n: usize) {
+        self.tx_bytes.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 
@@ -43,6 +74,8 @@ pub(crate) struct ContainerLimiter {
     limit: u64,
     denied: bool,
     usage: Arc<Usage>,
+    /// What this instance added to `usage.memory_bytes`, taken back when it ends.
+    grown: u64,
 }
 
 impl ContainerLimiter {
@@ -52,12 +85,13 @@ impl ContainerLimiter {
             .memory_size(usize::try_from(limit).unwrap_or(usize::MAX))
             .trap_on_grow_failure(true)
             .build();
-        usage.memory_bytes.store(0, Ordering::Relaxed);
+        usage.instances.fetch_add(1, Ordering::Relaxed);
         ContainerLimiter {
             inner,
             limit,
             denied: false,
             usage,
+            grown: 0,
         }
     }
 
@@ -72,6 +106,16 @@ impl ContainerLimiter {
     }
 }
 
+impl Drop for ContainerLimiter {
+    /// The instance (its store) is gone, and its linear memory with it.
+    fn drop(&mut self) {
+        self.usage
+            .memory_bytes
+            .fetch_sub(self.grown, Ordering::Relaxed);
+        self.usage.instances.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl ResourceLimiter for ContainerLimiter {
     fn memory_growing(
         &mut self,
@@ -83,6 +127,7 @@ impl ResourceLimiter for ContainerLimiter {
         match verdict {
             Ok(true) => {
                 let grown = desired.saturating_sub(current) as u64;
+                self.grown += grown;
                 self.usage.memory_bytes.fetch_add(grown, Ordering::Relaxed);
             }
             Ok(false) | Err(_) => self.denied = true,
@@ -139,6 +184,16 @@ mod tests {
         );
         assert!(l.oom());
         assert_eq!(usage.memory_bytes(), 16 << 20);
+        // A second instance of the same container (an exec, a wasi:http request) adds to
+        // it; each takes its own memory back when it ends.
+        let mut other = ContainerLimiter::new(32 << 20, usage.clone());
+        assert!(other.memory_growing(0, 1 << 20, None).unwrap());
+        assert_eq!(usage.memory_bytes(), 17 << 20);
+        assert_eq!(usage.instances(), 2);
+        drop(l);
+        assert_eq!(usage.memory_bytes(), 1 << 20);
+        drop(other);
+        assert_eq!(usage.memory_bytes(), 0);
     }
 
     #[test]

@@ -33,8 +33,8 @@ mod stdin;
 
 use std::path::PathBuf;
 
-pub use cache::{CompileCache, Prepared, ProgramKind};
-pub use cpu::{CPU_PERIOD, CpuShare};
+pub use cache::{CacheStats, CompileCache, Prepared, ProgramKind};
+pub use cpu::{CPU_PERIOD, CpuShare, process_cpu_time, thread_cpu_time};
 pub use engine::{EngineConfig, WasmEngine};
 pub use executor::GuestExecutor;
 pub use exit::{EXIT_KILLED, EXIT_START_ERROR, EXIT_TRAP, Exit};

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, Pod, PodTemplateSpec, Volume};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume};
 use kube::ResourceExt;
 
+use super::claims;
 use super::plan::Health;
 use crate::controllers::history::POD_REVISION_LABEL;
 use crate::controllers::pods;
@@ -25,9 +26,8 @@ pub fn ordinal_of(set: &str, pod: &str) -> Option<i32> {
     digits.parse().ok()
 }
 
-/// The pod of `set` at `ordinal`, from `template` at the revision named `revision`.
-/// `volumeClaimTemplates` become emptyDir volumes of the same names until this cluster has
-/// PersistentVolumeClaims, so the template's mounts resolve.
+/// The pod of `set` at `ordinal`, from `template` at the revision named `revision`; each
+/// `volumeClaimTemplate` becomes a volume of its name mounting the ordinal's claim.
 pub fn for_ordinal(
     set: &StatefulSet,
     template: &PodTemplateSpec,
@@ -47,16 +47,31 @@ pub fn for_ordinal(
     let spec = pod.spec.get_or_insert_with(Default::default);
     spec.hostname = Some(name);
     spec.subdomain = set.spec.service_name.clone().filter(|s| !s.is_empty());
-    for claim in set.spec.volume_claim_templates.iter().flatten() {
-        let claim = claim.name_any();
-        let volumes = spec.volumes.get_or_insert_with(Vec::new);
-        if !volumes.iter().any(|v| v.name == claim) {
-            volumes.push(Volume {
-                name: claim,
-                empty_dir: Some(EmptyDirVolumeSource::default()),
+    // The claims come first and replace template volumes of the same name (`updateStorage`).
+    let templates = set
+        .spec
+        .volume_claim_templates
+        .as_deref()
+        .unwrap_or_default();
+    if !templates.is_empty() {
+        let mut volumes: Vec<Volume> = templates
+            .iter()
+            .map(|t| Volume {
+                name: t.name_any(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: claims::claim_name(&t.name_any(), &set.name_any(), ordinal),
+                    read_only: Some(false),
+                }),
                 ..Volume::default()
-            });
-        }
+            })
+            .collect();
+        let own = spec.volumes.take().unwrap_or_default();
+        let kept: Vec<Volume> = own
+            .into_iter()
+            .filter(|v| !volumes.iter().any(|c| c.name == v.name))
+            .collect();
+        volumes.extend(kept);
+        spec.volumes = Some(volumes);
     }
     pod
 }
@@ -106,12 +121,14 @@ mod tests {
     }
 
     #[test]
-    fn a_pod_has_a_stable_identity_and_an_empty_dir_per_claim() {
+    fn a_pod_has_a_stable_identity_and_its_ordinals_claims() {
         let set: StatefulSet = serde_json::from_value(json!({
             "metadata": {"name": "web", "namespace": "default", "uid": "u1"},
             "spec": {"serviceName": "nginx", "selector": {"matchLabels": {"app": "web"}},
                 "template": {"metadata": {"labels": {"app": "web"}},
-                    "spec": {"containers": [{"name": "c", "image": "i"}]}},
+                    "spec": {"containers": [{"name": "c", "image": "i"}],
+                        "volumes": [{"name": "data", "emptyDir": {}},
+                            {"name": "cache", "emptyDir": {}}]}},
                 "volumeClaimTemplates": [{"metadata": {"name": "data"}}]}}))
         .unwrap();
         let pod = for_ordinal(&set, &set.spec.template, "web-abc", 2);
@@ -127,7 +144,20 @@ mod tests {
         assert_eq!(spec.subdomain.as_deref(), Some("nginx"));
         let volumes = spec.volumes.unwrap();
         assert_eq!(volumes[0].name, "data");
-        assert!(volumes[0].empty_dir.is_some());
+        assert_eq!(
+            volumes[0]
+                .persistent_volume_claim
+                .as_ref()
+                .unwrap()
+                .claim_name,
+            "data-web-2"
+        );
+        assert_eq!(
+            volumes.len(),
+            2,
+            "the claim replaces the template's own \"data\""
+        );
+        assert_eq!(volumes[1].name, "cache");
         assert_eq!(
             pod.metadata.owner_references.unwrap()[0].kind,
             "StatefulSet"

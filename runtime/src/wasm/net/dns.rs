@@ -71,12 +71,20 @@ enum Answer {
     Failed(ErrorCode),
 }
 
+/// How many ExternalName aliases one lookup follows (a loop of them fails).
+const MAX_ALIASES: usize = 8;
+
 /// The most characters of a DNS name.
 const MAX_NAME: usize = 253;
 
 impl PodCluster {
     /// Resolves `name` for a container of the pod whose IP is `pod_ip`.
     fn answer(&self, name: &str, pod_ip: Ipv4Addr) -> Answer {
+        self.answer_within(name, pod_ip, MAX_ALIASES)
+    }
+
+    /// [`PodCluster::answer`], following at most `aliases` ExternalName aliases.
+    fn answer_within(&self, name: &str, pod_ip: Ipv4Addr, aliases: usize) -> Answer {
         if let Ok(ip) = name.parse::<IpAddr>() {
             return Answer::Addresses(vec![ip]);
         }
@@ -102,6 +110,13 @@ impl PodCluster {
         }
         candidates.push(name.clone());
         for fqdn in &candidates {
+            // An ExternalName Service answers as its target (a CNAME), absolute.
+            if let Some(target) = self.services.alias(fqdn) {
+                if aliases == 0 {
+                    return Answer::Failed(ErrorCode::PermanentResolverFailure);
+                }
+                return self.answer_within(&format!("{target}."), pod_ip, aliases - 1);
+            }
             if let Some(ips) = self.cluster_name(fqdn, pod_ip) {
                 return Answer::Addresses(ips.into_iter().map(IpAddr::V4).collect());
             }
@@ -300,6 +315,7 @@ mod tests {
                 ports: vec![VirtualPort::default()],
                 affinity: None,
                 names: vec![("web.default.svc.cluster.local".into(), vec![VIP])],
+                alias: None,
             }),
         );
         services.set(
@@ -390,6 +406,50 @@ mod tests {
         assert_eq!(
             c.answer("10.1.2.3", POD),
             addrs(&[Ipv4Addr::new(10, 1, 2, 3)])
+        );
+    }
+
+    #[test]
+    fn external_names_are_aliases_followed_inside_and_out() {
+        let c = cluster();
+        c.services.set(
+            "default/front",
+            Some(ServiceEntry {
+                alias: Some((
+                    "front.default.svc.cluster.local".into(),
+                    "web.default.svc.cluster.local".into(),
+                )),
+                ..ServiceEntry::default()
+            }),
+        );
+        c.services.set(
+            "default/search",
+            Some(ServiceEntry {
+                alias: Some((
+                    "search.default.svc.cluster.local".into(),
+                    "example.com".into(),
+                )),
+                ..ServiceEntry::default()
+            }),
+        );
+        c.services.set(
+            "default/loop",
+            Some(ServiceEntry {
+                alias: Some((
+                    "loop.default.svc.cluster.local".into(),
+                    "loop.default.svc.cluster.local".into(),
+                )),
+                ..ServiceEntry::default()
+            }),
+        );
+        assert_eq!(c.answer("front", POD), addrs(&[VIP]));
+        assert_eq!(
+            c.answer("search", POD),
+            Answer::Outside("example.com".into())
+        );
+        assert_eq!(
+            c.answer("loop", POD),
+            Answer::Failed(ErrorCode::PermanentResolverFailure)
         );
     }
 

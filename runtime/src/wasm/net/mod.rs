@@ -19,13 +19,15 @@
 //! a container binds and listens only on its pod IP and connects only to the pod range
 //! (plus outside addresses when allowed), never to other host ports.
 //!
-//! `wasi:sockets/udp` gets the same rewriting (udp.rs). Pod ports below 1024 are mapped to
+//! `wasi:sockets/udp` gets the same rewriting (udp.rs). Bytes in and out of every TCP stream
+//! and UDP datagram are counted per container (counted.rs). Pod ports below 1024 are mapped to
 //! `61000 + port` on the host when the agent may not bind them ([`PodNetwork::map_low_ports`]).
 //!
 //! Services: a TCP connect to `ClusterIP:port` goes to one ready endpoint of the node's
 //! [`ServiceTable`] (services.rs), and `wasi:sockets/ip-name-lookup` is cluster DNS (dns.rs).
 //! Both see the pod through its [`PodCluster`].
 
+mod counted;
 mod dns;
 mod services;
 mod tcp;
@@ -240,6 +242,8 @@ pub(crate) struct PodSockets {
     listening: Listening,
     /// TCP sockets the container holds (created or accepted, not yet dropped).
     open: usize,
+    /// Where the container's network bytes are counted.
+    pub(crate) usage: Arc<crate::wasm::Usage>,
 }
 
 /// The most TCP sockets one container may hold at once: a socket flood fails in the guest
@@ -255,6 +259,7 @@ impl PodSockets {
         network: PodNetwork,
         cluster: PodCluster,
         drain: CancellationToken,
+        usage: Arc<crate::wasm::Usage>,
     ) -> PodSockets {
         PodSockets {
             network,
@@ -263,6 +268,7 @@ impl PodSockets {
             drain,
             listening: Listening::default(),
             open: 0,
+            usage,
         }
     }
 

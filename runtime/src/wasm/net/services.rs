@@ -43,6 +43,8 @@ pub struct ServiceEntry {
     pub affinity: Option<Duration>,
     /// DNS names (fully qualified, lowercase, no trailing dot) and their addresses.
     pub names: Vec<(String, Vec<Ipv4Addr>)>,
+    /// `type: ExternalName`: the Service's name is an alias (a CNAME) for this one.
+    pub alias: Option<(String, String)>,
 }
 
 /// Endpoints of one virtual port, with the balancer's state.
@@ -103,6 +105,8 @@ struct Tables {
     endpoints: HashMap<SocketAddrV4, usize>,
     /// DNS name -> addresses.
     names: HashMap<String, Vec<Ipv4Addr>>,
+    /// DNS name -> the name it is an alias for.
+    aliases: HashMap<String, String>,
 }
 
 impl Tables {
@@ -120,6 +124,9 @@ impl Tables {
         }
         for (name, _) in &old.names {
             self.names.remove(name);
+        }
+        if let Some((name, _)) = &old.alias {
+            self.aliases.remove(name);
         }
     }
 
@@ -143,6 +150,9 @@ impl Tables {
         }
         for (name, ips) in &entry.names {
             self.names.insert(name.clone(), ips.clone());
+        }
+        if let Some((name, target)) = &entry.alias {
+            self.aliases.insert(name.clone(), target.clone());
         }
         self.entries.insert(key, entry);
     }
@@ -252,6 +262,12 @@ impl ServiceTable {
         tables.names.get(fqdn).cloned()
     }
 
+    /// The name a fully qualified ExternalName Service name is an alias for.
+    pub fn alias(&self, fqdn: &str) -> Option<String> {
+        let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
+        tables.aliases.get(fqdn).cloned()
+    }
+
     /// How many Services the table holds.
     pub fn len(&self) -> usize {
         let tables = self.tables.read().unwrap_or_else(|e| e.into_inner());
@@ -286,6 +302,7 @@ mod tests {
             }],
             affinity,
             names: vec![("web.default.svc.cluster.local".into(), vec![*vip(80).ip()])],
+            alias: None,
         }
     }
 

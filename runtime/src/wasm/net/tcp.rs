@@ -13,6 +13,7 @@ use wasmtime_wasi::p2::bindings::sockets::tcp::{self, HostTcpSocket, ShutdownTyp
 use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable, SocketError, SocketResult};
 
+use super::counted::count_streams;
 use super::{MAX_SOCKETS_PER_CONTAINER, PodTcpView};
 
 /// A second handle to a resource the guest lent us, for nested calls into wasmtime-wasi.
@@ -122,7 +123,9 @@ impl HostTcpSocket for PodTcpView<'_> {
         &mut self,
         this: Resource<TcpSocket>,
     ) -> SocketResult<(Resource<DynInputStream>, Resource<DynOutputStream>)> {
-        HostTcpSocket::finish_connect(&mut self.inner, this)
+        let (input, output) = HostTcpSocket::finish_connect(&mut self.inner, this)?;
+        count_streams(self.inner.table, &input, &output, &self.pod.usage)?;
+        Ok((input, output))
     }
 
     async fn start_listen(&mut self, this: Resource<TcpSocket>) -> SocketResult<()> {
@@ -159,6 +162,7 @@ impl HostTcpSocket for PodTcpView<'_> {
         }
         let v6 = self.is_v6(&this);
         let accepted = HostTcpSocket::accept(&mut self.inner, this)?;
+        count_streams(self.inner.table, &accepted.1, &accepted.2, &self.pod.usage)?;
         self.pod.open += 1;
         if v6 {
             self.pod.v6.insert(accepted.0.rep());

@@ -131,6 +131,7 @@ impl HostIncomingDatagramStream for PodTcpView<'_> {
         let mut datagrams =
             HostIncomingDatagramStream::receive(&mut self.inner, this, max_results)?;
         for d in &mut datagrams {
+            self.pod.usage.add_rx(d.data.len());
             let addr: SocketAddr = d.remote_address.into();
             d.remote_address = self.pod.network.guest_addr(addr, false).into();
         }
@@ -170,7 +171,12 @@ impl HostOutgoingDatagramStream for PodTcpView<'_> {
             }
             rewritten.push(d);
         }
-        HostOutgoingDatagramStream::send(&mut self.inner, this, rewritten)
+        let sizes: Vec<usize> = rewritten.iter().map(|d| d.data.len()).collect();
+        let sent = HostOutgoingDatagramStream::send(&mut self.inner, this, rewritten)?;
+        // `send` reports how many datagrams (from the front) went out.
+        let bytes: usize = sizes.iter().take(sent as usize).sum();
+        self.pod.usage.add_tx(bytes);
+        Ok(sent)
     }
 
     fn subscribe(

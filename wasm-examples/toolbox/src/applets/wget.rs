@@ -105,10 +105,11 @@ impl<R: BufRead> Read for Chunked<R> {
     }
 }
 
-/// `wget [-q] [-O FILE] [-T SEC] [-U AGENT] [--header H] [--spider] URL`.
+/// `wget [-q] [-O FILE] [-T SEC] [-U AGENT] [--header H] [--post-data DATA] [--spider] URL`.
 pub fn wget(io: &mut Io, args: &[String]) -> i32 {
     let (mut quiet, mut spider, mut out_file, mut timeout) = (false, false, None::<String>, None);
     let (mut agent, mut headers, mut url) = ("Wget".to_string(), Vec::new(), None::<String>);
+    let mut post = None::<String>;
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         let mut next = |name: &str| {
@@ -136,6 +137,7 @@ pub fn wget(io: &mut Io, args: &[String]) -> i32 {
             }
             "-U" | "--user-agent" => next("U").map(|v| agent = v),
             "--header" => next("header").map(|v| headers.push(v)),
+            "--post-data" => next("post-data").map(|v| post = Some(v)),
             "--spider" => {
                 spider = true;
                 Ok(())
@@ -147,6 +149,10 @@ pub fn wget(io: &mut Io, args: &[String]) -> i32 {
             }
             s if s.starts_with("--output-document=") => {
                 out_file = Some(s[18..].to_string());
+                Ok(())
+            }
+            s if s.starts_with("--post-data=") => {
+                post = Some(s[12..].to_string());
                 Ok(())
             }
             s if s.starts_with("--timeout=") => {
@@ -198,15 +204,26 @@ pub fn wget(io: &mut Io, args: &[String]) -> i32 {
         } else {
             format!("{}:{}", u.host, u.port)
         };
+        let method = match (&post, spider) {
+            (Some(_), _) => "POST",
+            (None, true) => "HEAD",
+            (None, false) => "GET",
+        };
         let mut req = format!(
-            "{} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {agent}\r\nAccept: */*\r\nConnection: close\r\n",
-            if spider { "HEAD" } else { "GET" },
+            "{method} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {agent}\r\nAccept: */*\r\nConnection: close\r\n",
             u.path
         );
         for h in &headers {
             req.push_str(&format!("{h}\r\n"));
         }
-        req.push_str("\r\n");
+        if let Some(data) = &post {
+            req.push_str(&format!(
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{data}",
+                data.len()
+            ));
+        } else {
+            req.push_str("\r\n");
+        }
         let mut r = BufReader::new(stream);
         let head = r
             .get_mut()
