@@ -249,11 +249,17 @@ impl ControlPlane {
     pub fn start_controllers(&mut self, options: controllers::ControllerOptions) {
         let stop = &self.shutdown;
         let client = self.client();
+        // One watch of pods for every controller that follows them.
+        let informers = controllers::informer::Informers::start(&client, stop);
         self.tasks.extend([
-            tokio::spawn(controllers::replicaset::run(
-                client.clone(),
-                options.clone(),
+            tokio::spawn(informers.clone().then(
                 stop.clone(),
+                controllers::replicaset::run(
+                    client.clone(),
+                    informers.clone(),
+                    options.clone(),
+                    stop.clone(),
+                ),
             )),
             tokio::spawn(controllers::deployment::run(
                 client.clone(),
@@ -265,52 +271,87 @@ impl ControlPlane {
                 options.clone(),
                 stop.clone(),
             )),
-            tokio::spawn(controllers::node_lifecycle::run(
-                client.clone(),
-                options.clone(),
+            tokio::spawn(informers.clone().then(
                 stop.clone(),
+                controllers::node_lifecycle::run(
+                    client.clone(),
+                    informers.clone(),
+                    options.clone(),
+                    stop.clone(),
+                ),
             )),
-            tokio::spawn(controllers::disruption::run(
-                client.clone(),
-                options.clone(),
+            tokio::spawn(informers.clone().then(
                 stop.clone(),
+                controllers::disruption::run(
+                    client.clone(),
+                    informers.clone(),
+                    options.clone(),
+                    stop.clone(),
+                ),
             )),
-            tokio::spawn(controllers::statefulset::run(
-                client.clone(),
-                options.clone(),
+            tokio::spawn(informers.clone().then(
                 stop.clone(),
+                controllers::statefulset::run(
+                    client.clone(),
+                    informers.clone(),
+                    options.clone(),
+                    stop.clone(),
+                ),
             )),
-            tokio::spawn(controllers::daemonset::run(
-                client.clone(),
-                options.clone(),
+            tokio::spawn(informers.clone().then(
                 stop.clone(),
+                controllers::daemonset::run(
+                    client.clone(),
+                    informers.clone(),
+                    options.clone(),
+                    stop.clone(),
+                ),
             )),
-            tokio::spawn(controllers::job::run(
-                client.clone(),
-                options.clone(),
+            tokio::spawn(informers.clone().then(
                 stop.clone(),
+                controllers::job::run(
+                    client.clone(),
+                    informers.clone(),
+                    options.clone(),
+                    stop.clone(),
+                ),
             )),
             tokio::spawn(controllers::cronjob::run(
                 client.clone(),
                 options.clone(),
                 stop.clone(),
             )),
-            tokio::spawn(controllers::endpoints::run(
-                client.clone(),
-                options.clone(),
+            tokio::spawn(informers.clone().then(
                 stop.clone(),
+                controllers::endpoints::run(
+                    client.clone(),
+                    informers.clone(),
+                    options.clone(),
+                    stop.clone(),
+                ),
             )),
-            tokio::spawn(controllers::volume::run(
-                client.clone(),
-                options.clone(),
+            tokio::spawn(informers.clone().then(
                 stop.clone(),
+                controllers::volume::run(
+                    client.clone(),
+                    informers.clone(),
+                    options.clone(),
+                    stop.clone(),
+                ),
             )),
-            tokio::spawn(controllers::hpa::run(
-                client.clone(),
-                options.clone(),
+            tokio::spawn(informers.clone().then(
                 stop.clone(),
+                controllers::hpa::run(
+                    client.clone(),
+                    informers.clone(),
+                    options.clone(),
+                    stop.clone(),
+                ),
             )),
-            tokio::spawn(controllers::podgc::run(client, options, stop.clone())),
+            tokio::spawn(informers.clone().then(
+                stop.clone(),
+                controllers::podgc::run(client, informers, options, stop.clone()),
+            )),
         ]);
     }
 

@@ -225,15 +225,23 @@ fn replicas_spread_heal_roll_and_cascade() {
         lowest >= 3,
         "ready pods fell to {lowest} during the rollout"
     );
-    let images = cluster.kubectl_ok(&[
-        "get",
-        "pods",
-        "-l",
-        "app=web",
-        "-o",
-        "jsonpath={.items[*].spec.containers[0].image}",
-    ]);
-    assert!(images.split_whitespace().all(|i| i == "httpd"), "{images}");
+    // (Old pods may still be terminating: they keep their listeners until they have left
+    // the Service's endpoints.)
+    eventually(Duration::from_secs(20), || {
+        let images = cluster.kubectl_ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].image}",
+        ]);
+        if images.split_whitespace().all(|i| i == "httpd") {
+            Ok(())
+        } else {
+            Err(images)
+        }
+    });
 
     // rollout history and undo.
     let history = cluster.kubectl_ok(&["rollout", "history", "deployment/web"]);

@@ -22,6 +22,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::history::{self, POD_REVISION_LABEL};
+use super::informer::Informers;
 use super::pods::{self, controller_of};
 use super::{ControllerOptions, events, rollout};
 
@@ -52,8 +53,13 @@ struct Context {
 }
 
 /// Runs the DaemonSet controller until `shutdown`.
-pub async fn run(client: Client, options: ControllerOptions, shutdown: CancellationToken) {
-    let (pods, pod_writer) = reflector::store::<Pod>();
+pub async fn run(
+    client: Client,
+    informers: Informers,
+    options: ControllerOptions,
+    shutdown: CancellationToken,
+) {
+    let pods = informers.pods.store();
     let (nodes, node_writer) = reflector::store::<Node>();
     let controller = Controller::new(
         Api::<DaemonSet>::all(client.clone()),
@@ -61,28 +67,14 @@ pub async fn run(client: Client, options: ControllerOptions, shutdown: Cancellat
     );
     let sets = controller.store();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<DaemonSet>>();
-    let pod_api: Api<Pod> = Api::all(client.clone());
     let pod_tx = tx.clone();
     // Pod events wake their DaemonSet; node events wake every DaemonSet.
-    let route_pods = tokio::spawn(async move {
-        let events =
-            reflector(pod_writer, watcher(pod_api, watcher::Config::default())).default_backoff();
-        futures::pin_mut!(events);
-        while let Some(event) = events.next().await {
-            let pod = match event {
-                Ok(
-                    watcher::Event::Apply(p)
-                    | watcher::Event::Delete(p)
-                    | watcher::Event::InitApply(p),
-                ) => p,
-                _ => continue,
-            };
-            if let Some(owner) = controller_of(&pod.metadata)
-                && owner.kind == "DaemonSet"
-            {
-                let ns = pod.namespace().unwrap_or_default();
-                let _ = pod_tx.send(ObjectRef::new(&owner.name).within(&ns));
-            }
+    let route_pods = informers.pods.follow(move |pod: &Pod| {
+        if let Some(owner) = controller_of(&pod.metadata)
+            && owner.kind == "DaemonSet"
+        {
+            let ns = pod.namespace().unwrap_or_default();
+            let _ = pod_tx.send(ObjectRef::new(&owner.name).within(&ns));
         }
     });
     let node_api: Api<Node> = Api::all(client.clone());

@@ -31,6 +31,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_util::sync::CancellationToken;
 
+use super::informer::Informers;
 use super::pods::controller_of;
 use super::{ControllerOptions, events};
 
@@ -59,13 +60,18 @@ struct Context {
 }
 
 /// Runs until `shutdown`.
-pub async fn run(client: Client, options: ControllerOptions, shutdown: CancellationToken) {
+pub async fn run(
+    client: Client,
+    informers: Informers,
+    options: ControllerOptions,
+    shutdown: CancellationToken,
+) {
     let budgets = Controller::new(
         Api::<PodDisruptionBudget>::all(client.clone()),
         watcher::Config::default(),
     );
     let (tx, rx) = mpsc::unbounded_channel();
-    let (pods, pods_writer) = reflector::store();
+    let pods = informers.pods.store();
     let (replica_sets, rs_writer) = reflector::store();
     let (deployments, deploy_writer) = reflector::store();
     let (controllers, rc_writer) = reflector::store();
@@ -74,8 +80,14 @@ pub async fn run(client: Client, options: ControllerOptions, shutdown: Cancellat
         budgets: budgets.store(),
         tx,
     };
-    let followers = futures::future::join5(
-        follow::<Pod>(&client, pods_writer, &wake),
+    let pod_wake = Wake {
+        budgets: wake.budgets.clone(),
+        tx: wake.tx.clone(),
+    };
+    let pod_follower = informers
+        .pods
+        .follow(move |pod: &Pod| pod_wake.namespace(pod.namespace()));
+    let followers = futures::future::join4(
         follow::<ReplicaSet>(&client, rs_writer, &wake),
         follow::<Deployment>(&client, deploy_writer, &wake),
         follow::<ReplicationController>(&client, rc_writer, &wake),
@@ -114,6 +126,7 @@ pub async fn run(client: Client, options: ControllerOptions, shutdown: Cancellat
         () = controller => {}
         _ = followers => {}
     }
+    pod_follower.abort();
 }
 
 /// Where pod and workload changes are routed: every budget of their namespace.
@@ -137,10 +150,16 @@ where
     futures::pin_mut!(events);
     while let Some(object) = events.next().await {
         let Ok(object) = object else { continue };
-        let namespace = object.namespace();
-        for b in wake.budgets.state() {
+        wake.namespace(object.namespace());
+    }
+}
+
+impl Wake {
+    /// Wakes every budget of `namespace`.
+    fn namespace(&self, namespace: Option<String>) {
+        for b in self.budgets.state() {
             if b.namespace() == namespace {
-                let _ = wake.tx.send(ObjectRef::from_obj(&*b));
+                let _ = self.tx.send(ObjectRef::from_obj(&*b));
             }
         }
     }

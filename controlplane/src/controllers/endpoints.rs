@@ -18,13 +18,14 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::ControllerOptions;
+use super::informer::Informers;
 use super::pods::{is_ready, is_terminal, owner_reference};
 
 /// The label that ties an EndpointSlice to its Service.
@@ -47,23 +48,27 @@ struct Context {
 }
 
 /// Runs until `shutdown`.
-pub async fn run(client: Client, options: ControllerOptions, shutdown: CancellationToken) {
-    let (pods, writer) = reflector::store::<Pod>();
+pub async fn run(
+    client: Client,
+    informers: Informers,
+    options: ControllerOptions,
+    shutdown: CancellationToken,
+) {
+    let pods = informers.pods.store();
     let controller = Controller::new(
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
     );
     let services = controller.store();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<Service>>();
-    let route =
-        super::routing::follow(Api::<Pod>::all(client.clone()), writer, move |pod: &Pod| {
-            let ns = pod.namespace();
-            for svc in services.state() {
-                if svc.namespace() == ns && selects(&svc, pod.labels()) {
-                    let _ = tx.send(ObjectRef::from_obj(&*svc));
-                }
+    let route = informers.pods.follow(move |pod: &Pod| {
+        let ns = pod.namespace();
+        for svc in services.state() {
+            if svc.namespace() == ns && selects(&svc, pod.labels()) {
+                let _ = tx.send(ObjectRef::from_obj(&*svc));
             }
-        });
+        }
+    });
     if !super::routing::synced(&pods, &shutdown).await {
         route.abort();
         return;

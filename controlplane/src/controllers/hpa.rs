@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use self::behavior::{Args, History};
 use self::source::{compute, pod_metrics};
 use self::status::Conditions;
+use super::informer::Informers;
 use super::{ControllerOptions, events};
 
 const COMPONENT: &str = "horizontal-pod-autoscaler";
@@ -81,11 +82,16 @@ struct Context {
 }
 
 /// Runs until `shutdown`.
-pub async fn run(client: Client, options: ControllerOptions, shutdown: CancellationToken) {
+pub async fn run(
+    client: Client,
+    informers: Informers,
+    options: ControllerOptions,
+    shutdown: CancellationToken,
+) {
     let (hpas, hpa_writer) = reflector::store::<HorizontalPodAutoscaler>();
-    let (pods, pod_writer) = reflector::store::<Pod>();
+    let pods = informers.pods.store();
     let follow_hpas = super::routing::follow(Api::all(client.clone()), hpa_writer, |_| {});
-    let follow_pods = super::routing::follow(Api::all(client.clone()), pod_writer, |_| {});
+    let follow_pods = informers.pods.follow(|_| {});
     let stop = || {
         follow_hpas.abort();
         follow_pods.abort();

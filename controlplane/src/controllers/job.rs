@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -33,6 +33,7 @@ pub use plan::Backoff;
 use plan::Finish;
 
 use super::expectations::Expectations;
+use super::informer::Informers;
 use super::pods::{self, controller_of};
 use super::{ControllerOptions, events};
 
@@ -55,34 +56,36 @@ struct Context {
 }
 
 /// Runs the Job controller until `shutdown`, with Kubernetes' pod-failure back-off.
-pub async fn run(client: Client, options: ControllerOptions, shutdown: CancellationToken) {
+pub async fn run(
+    client: Client,
+    informers: Informers,
+    options: ControllerOptions,
+    shutdown: CancellationToken,
+) {
     let backoff = Backoff {
         base: options.job_backoff_base,
         max: options.job_backoff_max,
     };
-    run_with(client, options, backoff, shutdown).await;
+    run_with(client, informers, options, backoff, shutdown).await;
 }
 
 /// Runs the Job controller until `shutdown` with the given pod-failure back-off.
 pub async fn run_with(
     client: Client,
+    informers: Informers,
     options: ControllerOptions,
     backoff: Backoff,
     shutdown: CancellationToken,
 ) {
-    let (pods, writer) = reflector::store::<Pod>();
+    let pods = informers.pods.store();
     let jobs = Controller::new(Api::<Job>::all(client.clone()), watcher::Config::default());
     let (tx, rx) = mpsc::unbounded_channel::<ObjectRef<Job>>();
-    let route = super::routing::follow(
-        Api::<Pod>::all(client.clone()),
-        writer,
-        move |object: &Pod| {
-            if let Some(owner) = controller_of(&object.metadata).filter(|o| o.kind == "Job") {
-                let ns = object.namespace().unwrap_or_default();
-                let _ = tx.send(ObjectRef::new(&owner.name).within(&ns));
-            }
-        },
-    );
+    let route = informers.pods.follow(move |object: &Pod| {
+        if let Some(owner) = controller_of(&object.metadata).filter(|o| o.kind == "Job") {
+            let ns = object.namespace().unwrap_or_default();
+            let _ = tx.send(ObjectRef::new(&owner.name).within(&ns));
+        }
+    });
     if !super::routing::synced(&pods, &shutdown).await {
         route.abort();
         return;

@@ -27,6 +27,7 @@ pub mod expectations;
 pub mod garbage_collector;
 pub mod history;
 pub mod hpa;
+pub mod informer;
 pub mod job;
 pub mod namespace;
 pub mod node_lifecycle;

@@ -37,6 +37,7 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use self::eviction::Eviction;
+use super::informer::Informers;
 use super::{ControllerOptions, events, pods as pod_state};
 use crate::registry::meta::now as now_text;
 
@@ -75,12 +76,17 @@ struct Context {
 }
 
 /// Runs until `shutdown`.
-pub async fn run(client: Client, options: ControllerOptions, shutdown: CancellationToken) {
+pub async fn run(
+    client: Client,
+    informers: Informers,
+    options: ControllerOptions,
+    shutdown: CancellationToken,
+) {
     let controller = Controller::new(Api::<Node>::all(client.clone()), watcher::Config::default());
     let nodes = controller.store();
     let (tx, rx) = mpsc::unbounded_channel::<ObjectRef<Node>>();
     let (leases, lease_writer) = reflector::store::<Lease>();
-    let (pods, pod_writer) = reflector::store::<Pod>();
+    let pods = informers.pods.store();
 
     // A Lease renewal is a heartbeat: its node is looked at again.
     let lease_tx = tx.clone();
@@ -101,22 +107,14 @@ pub async fn run(client: Client, options: ControllerOptions, shutdown: Cancellat
     });
     // A pod on a node that is down or tainted may need marking or evicting.
     let pod_nodes = nodes.clone();
-    let pod_events = reflector::reflector(
-        pod_writer,
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
-    )
-    .default_backoff()
-    .touched_objects()
-    .for_each(move |pod| {
-        if let Ok(pod) = pod
-            && let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
+    let pod_events = informers.pods.follow(move |pod: &Pod| {
+        if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
             && pod_nodes
                 .get(&ObjectRef::new(node))
                 .is_some_and(|n| needs_watching(&n))
         {
             let _ = tx.send(ObjectRef::new(node));
         }
-        futures::future::ready(())
     });
     let ctx = Arc::new(Context {
         client,
@@ -144,8 +142,9 @@ pub async fn run(client: Client, options: ControllerOptions, shutdown: Cancellat
     };
     tokio::select! {
         () = monitor => {}
-        _ = futures::future::join(lease_events, pod_events) => {}
+        () = lease_events => {}
     }
+    pod_events.abort();
 }
 
 /// Whether a node's pods' changes matter to it: it is not ready or has `NoExecute` taints.

@@ -15,17 +15,17 @@ use kube::{Api, Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 use super::ControllerOptions;
+use super::informer::Informers;
 
 /// Runs until `shutdown`: every `node_monitor_period`, deletes pods bound to missing nodes.
-pub async fn run(client: Client, options: ControllerOptions, shutdown: CancellationToken) {
-    let (pods, pod_writer) = reflector::store::<Pod>();
+pub async fn run(
+    client: Client,
+    informers: Informers,
+    options: ControllerOptions,
+    shutdown: CancellationToken,
+) {
+    let pods = informers.pods.store();
     let (nodes, node_writer) = reflector::store::<Node>();
-    let pod_events = reflector::reflector(
-        pod_writer,
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
-    )
-    .default_backoff()
-    .for_each(|_| futures::future::ready(()));
     let node_events = reflector::reflector(
         node_writer,
         watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
@@ -43,7 +43,6 @@ pub async fn run(client: Client, options: ControllerOptions, shutdown: Cancellat
     };
     tokio::select! {
         () = shutdown.cancelled() => {}
-        () = pod_events => {}
         () = node_events => {}
         () = sweep => {}
     }

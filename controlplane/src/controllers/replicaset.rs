@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::events;
 use super::expectations::Expectations;
+use super::informer::Informers;
 use super::pods::{self, controller_of};
 use super::{ControllerOptions, selector};
 
@@ -132,8 +133,13 @@ pub struct Context {
 }
 
 /// Runs the ReplicaSet and ReplicationController controllers until `shutdown`.
-pub async fn run(client: Client, options: ControllerOptions, shutdown: CancellationToken) {
-    let (pods, writer) = reflector::store::<Pod>();
+pub async fn run(
+    client: Client,
+    informers: Informers,
+    options: ControllerOptions,
+    shutdown: CancellationToken,
+) {
+    let pods = informers.pods.store();
     let rs = Controller::new(
         Api::<ReplicaSet>::all(client.clone()),
         watcher::Config::default(),
@@ -147,32 +153,31 @@ pub async fn run(client: Client, options: ControllerOptions, shutdown: Cancellat
     let (rc_tx, rc_rx) = mpsc::unbounded_channel::<ObjectRef<ReplicationController>>();
 
     // Every pod event wakes the owners it concerns.
-    let route =
-        super::routing::follow(Api::<Pod>::all(client.clone()), writer, move |pod: &Pod| {
-            let ns = pod.namespace().unwrap_or_default();
-            match controller_of(&pod.metadata) {
-                Some(owner) if owner.kind == "ReplicaSet" => {
-                    let _ = rs_tx.send(ObjectRef::new(&owner.name).within(&ns));
-                }
-                Some(owner) if owner.kind == "ReplicationController" => {
-                    let _ = rc_tx.send(ObjectRef::new(&owner.name).within(&ns));
-                }
-                Some(_) => {}
-                None => {
-                    let labels = pod.labels();
-                    for r in rs_store.state() {
-                        if r.namespace().as_deref() == Some(&ns) && selects(&r.selector(), labels) {
-                            let _ = rs_tx.send(ObjectRef::from_obj(&*r));
-                        }
+    let route = informers.pods.follow(move |pod: &Pod| {
+        let ns = pod.namespace().unwrap_or_default();
+        match controller_of(&pod.metadata) {
+            Some(owner) if owner.kind == "ReplicaSet" => {
+                let _ = rs_tx.send(ObjectRef::new(&owner.name).within(&ns));
+            }
+            Some(owner) if owner.kind == "ReplicationController" => {
+                let _ = rc_tx.send(ObjectRef::new(&owner.name).within(&ns));
+            }
+            Some(_) => {}
+            None => {
+                let labels = pod.labels();
+                for r in rs_store.state() {
+                    if r.namespace().as_deref() == Some(&ns) && selects(&r.selector(), labels) {
+                        let _ = rs_tx.send(ObjectRef::from_obj(&*r));
                     }
-                    for r in rc_store.state() {
-                        if r.namespace().as_deref() == Some(&ns) && selects(&r.selector(), labels) {
-                            let _ = rc_tx.send(ObjectRef::from_obj(&*r));
-                        }
+                }
+                for r in rc_store.state() {
+                    if r.namespace().as_deref() == Some(&ns) && selects(&r.selector(), labels) {
+                        let _ = rc_tx.send(ObjectRef::from_obj(&*r));
                     }
                 }
             }
-        });
+        }
+    });
     if !super::routing::synced(&pods, &shutdown).await {
         route.abort();
         return;

@@ -24,6 +24,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::history::{self, POD_REVISION_LABEL};
+use super::informer::Informers;
 use super::pods::controller_of;
 use super::rollout;
 use super::{ControllerOptions, events};
@@ -53,24 +54,24 @@ struct Context {
 }
 
 /// Runs the StatefulSet controller until `shutdown`.
-pub async fn run(client: Client, options: ControllerOptions, shutdown: CancellationToken) {
-    let (pods, writer) = reflector::store::<Pod>();
+pub async fn run(
+    client: Client,
+    informers: Informers,
+    options: ControllerOptions,
+    shutdown: CancellationToken,
+) {
+    let pods = informers.pods.store();
     let controller = Controller::new(
         Api::<StatefulSet>::all(client.clone()),
         watcher::Config::default(),
     );
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ObjectRef<StatefulSet>>();
-    let route = super::routing::follow(
-        Api::<Pod>::all(client.clone()),
-        writer,
-        move |object: &Pod| {
-            if let Some(owner) = controller_of(&object.metadata).filter(|o| o.kind == "StatefulSet")
-            {
-                let ns = object.namespace().unwrap_or_default();
-                let _ = tx.send(ObjectRef::new(&owner.name).within(&ns));
-            }
-        },
-    );
+    let route = informers.pods.follow(move |object: &Pod| {
+        if let Some(owner) = controller_of(&object.metadata).filter(|o| o.kind == "StatefulSet") {
+            let ns = object.namespace().unwrap_or_default();
+            let _ = tx.send(ObjectRef::new(&owner.name).within(&ns));
+        }
+    });
     let (claims, claims_writer) = reflector::store::<PersistentVolumeClaim>();
     let claims_route = super::routing::follow(Api::all(client.clone()), claims_writer, |_: &_| {});
     if super::routing::synced(&pods, &shutdown).await

@@ -85,7 +85,7 @@ fn allowed_condition(pdb: &PodDisruptionBudget) -> (String, String) {
 #[tokio::test]
 async fn the_status_counts_ready_pods_and_evictions_take_from_it() {
     let cluster = Cluster::start().await;
-    let _dc = Running::start(&cluster, disruption::run);
+    let _dc = Running::informed(&cluster, disruption::run);
     web_pods(&cluster, &["web-0", "web-1", "web-2"]).await;
     PodBuilder::named("web-x")
         .container("c")

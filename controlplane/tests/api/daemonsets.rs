@@ -77,7 +77,7 @@ async fn one_pod_per_node_following_nodes_as_they_join_and_leave() {
     let cluster = Cluster::start().await;
     ready_node(&cluster, "n1").await;
     ready_node(&cluster, "n2").await;
-    let _ds = Running::start(&cluster, daemonset::run);
+    let _ds = Running::informed(&cluster, daemonset::run);
     let set = json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
         "metadata": {"name": "agent", "namespace": "default"},
         "spec": {"selector": {"matchLabels": {"app": "agent"}},

@@ -83,7 +83,7 @@ fn condition(job: &Job, type_: &str) -> Option<(String, String)> {
 #[tokio::test]
 async fn job_runs_parallelism_pods_until_completions_succeed() {
     let cluster = Cluster::start().await;
-    let _jobs = Running::start(&cluster, job::run);
+    let _jobs = Running::informed(&cluster, job::run);
     let created = create_job(
         &cluster,
         "five",
@@ -161,8 +161,8 @@ async fn failing_job_stops_at_its_backoff_limit() {
         base: Duration::from_millis(10),
         max: Duration::from_millis(50),
     };
-    let _jobs = Running::start(&cluster, move |client, options, stop| {
-        job::run_with(client, options, backoff, stop)
+    let _jobs = Running::informed(&cluster, move |client, informers, options, stop| {
+        job::run_with(client, informers, options, backoff, stop)
     });
     create_job(
         &cluster,

@@ -132,7 +132,7 @@ async fn a_silent_node_is_marked_unknown_tainted_and_its_pods_evicted_by_tolerat
         }
         pod.create(&cluster).await;
     }
-    let _nlc = Running::start(&cluster, node_lifecycle::run);
+    let _nlc = Running::informed(&cluster, node_lifecycle::run);
 
     let gone = wait_for_node(&cluster, "gone", "Unknown", |n| {
         condition(n, "Ready").0 == "Unknown"
@@ -222,7 +222,7 @@ async fn a_node_that_says_it_is_not_ready_is_tainted_not_ready() {
     let cluster = Cluster::start().await;
     node(&cluster, "alive", "True", forever()).await;
     node(&cluster, "sick", "False", forever()).await;
-    let _nlc = Running::start(&cluster, node_lifecycle::run);
+    let _nlc = Running::informed(&cluster, node_lifecycle::run);
     let sick = wait_for_node(&cluster, "sick", "tainted", |n| taints(n).len() == 2).await;
     assert_eq!(
         taints(&sick),
@@ -262,7 +262,7 @@ async fn when_every_node_is_silent_nothing_is_evicted() {
         .ready()
         .create(&cluster)
         .await;
-    let _nlc = Running::start(&cluster, node_lifecycle::run);
+    let _nlc = Running::informed(&cluster, node_lifecycle::run);
     let only = wait_for_node(&cluster, "only", "tainted", |n| !taints(n).is_empty()).await;
     assert_eq!(taints(&only), ["node.kubernetes.io/unreachable:NoSchedule"]);
     tokio::time::sleep(Duration::from_millis(800)).await;

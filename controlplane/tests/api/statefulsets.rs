@@ -91,7 +91,7 @@ async fn pod(cluster: &Cluster, name: &str) -> Pod {
 #[tokio::test]
 async fn ordered_ready_creates_one_ordinal_after_another_and_scales_down_from_the_top() {
     let cluster = Cluster::start().await;
-    let _sts = Running::start(&cluster, statefulset::run);
+    let _sts = Running::informed(&cluster, statefulset::run);
     create_set(&cluster, 3, json!({})).await;
 
     wait_for_pods(&cluster, &["web-0"]).await;
@@ -165,7 +165,7 @@ async fn ordered_ready_creates_one_ordinal_after_another_and_scales_down_from_th
 #[tokio::test]
 async fn rolling_update_replaces_the_highest_ordinal_first_and_undo_goes_back() {
     let cluster = Cluster::start().await;
-    let _sts = Running::start(&cluster, statefulset::run);
+    let _sts = Running::informed(&cluster, statefulset::run);
     create_set(&cluster, 2, json!({"podManagementPolicy": "Parallel"})).await;
     wait_for_pods(&cluster, &["web-0", "web-1"]).await;
     make_ready(&cluster, "web-0").await;
@@ -286,7 +286,7 @@ const TEMPLATES: &str = r#"{"volumeClaimTemplates": [{"metadata": {"name": "data
 #[tokio::test]
 async fn each_ordinal_gets_its_claim_which_outlives_a_scale_down() {
     let cluster = Cluster::start().await;
-    let _sts = Running::start(&cluster, statefulset::run);
+    let _sts = Running::informed(&cluster, statefulset::run);
     let templates: serde_json::Value = serde_json::from_str(TEMPLATES).expect("json");
     create_set(
         &cluster,
@@ -355,9 +355,9 @@ async fn each_ordinal_gets_its_claim_which_outlives_a_scale_down() {
 #[tokio::test]
 async fn when_scaled_delete_gives_condemned_claims_to_their_pods() {
     let cluster = Cluster::start().await;
-    let _sts = Running::start(&cluster, statefulset::run);
+    let _sts = Running::informed(&cluster, statefulset::run);
     let _gc = Running::start(&cluster, garbage_collector::run);
-    let _volumes = Running::start(&cluster, volume::run);
+    let _volumes = Running::informed(&cluster, volume::run);
     let templates: serde_json::Value = serde_json::from_str(TEMPLATES).expect("json");
     create_set(
         &cluster,

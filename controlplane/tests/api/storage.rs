@@ -143,7 +143,7 @@ async fn claims_without_a_class_get_local_path_and_wait_for_a_consumer() {
         sc.annotations()["storageclass.kubernetes.io/is-default-class"],
         "true"
     );
-    let _volumes = Running::start(&cluster, volume::run);
+    let _volumes = Running::informed(&cluster, volume::run);
     let made = create(&claims(&cluster), claim("keep", None, "1Mi")).await;
     assert_eq!(made.finalizers(), ["kubernetes.io/pvc-protection"]);
     eventually(WAIT, || async {
@@ -169,7 +169,7 @@ async fn claims_without_a_class_get_local_path_and_wait_for_a_consumer() {
 #[tokio::test]
 async fn static_volumes_bind_and_are_reclaimed_by_their_policy() {
     let cluster = Cluster::start().await;
-    let _volumes = Running::start(&cluster, volume::run);
+    let _volumes = Running::informed(&cluster, volume::run);
     let pvs = volumes(&cluster);
     create(&pvs, host_volume("kept", "Retain", "/srv/kept", json!({}))).await;
     create(
@@ -213,7 +213,12 @@ async fn static_volumes_bind_and_are_reclaimed_by_their_policy() {
     );
     let claim_ref = pv.spec.and_then(|s| s.claim_ref).expect("claimRef");
     assert_eq!(claim_ref.uid, c.metadata.uid);
-    assert_eq!(volume_phase(&cluster, "big").await, "Available");
+    // The unchosen volume is Available (once a pass has looked at it).
+    eventually(WAIT, || async {
+        let phase = volume_phase(&cluster, "big").await;
+        (phase == "Available").then_some(()).ok_or(phase)
+    })
+    .await;
 
     // Retain: Released with the claim gone.
     claims(&cluster)
@@ -268,7 +273,7 @@ async fn the_first_consumers_node_gets_the_volume() {
     let cluster = Cluster::start().await;
     add_node(&cluster, "n1").await;
     add_node(&cluster, "n2").await;
-    let _volumes = Running::start(&cluster, volume::run);
+    let _volumes = Running::informed(&cluster, volume::run);
     let _scheduler = Scheduler::start(&cluster);
     let made = create(&claims(&cluster), claim("data", Some("local-path"), "64Mi")).await;
     let uid = made.metadata.uid.clone().expect("uid");
@@ -367,7 +372,7 @@ async fn the_first_consumers_node_gets_the_volume() {
 #[tokio::test]
 async fn a_claim_in_use_is_deleted_only_after_its_pod_finishes() {
     let cluster = Cluster::start().await;
-    let _volumes = Running::start(&cluster, volume::run);
+    let _volumes = Running::informed(&cluster, volume::run);
     create(
         &volumes(&cluster),
         host_volume("pv", "Retain", "/srv/pv", json!({})),
@@ -428,7 +433,7 @@ async fn a_claim_in_use_is_deleted_only_after_its_pod_finishes() {
 async fn pods_whose_claims_cannot_be_met_say_why() {
     let cluster = Cluster::start().await;
     add_node(&cluster, "n1").await;
-    let _volumes = Running::start(&cluster, volume::run);
+    let _volumes = Running::informed(&cluster, volume::run);
     let _scheduler = Scheduler::start(&cluster);
     // A claim bound to a volume on a node that is not there.
     create(

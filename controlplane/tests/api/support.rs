@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use controlplane::controllers::ControllerOptions;
+use controlplane::controllers::informer::Informers;
 use controlplane::server::{Config, ControlPlane};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -316,6 +317,29 @@ impl Running {
             cluster.client.clone(),
             fast_controllers(),
             stop.clone(),
+        ));
+        Self { stop }
+    }
+}
+
+impl Running {
+    /// Starts `run(client, informers, fast_controllers(), stop)` for a controller that
+    /// follows the shared pod watch.
+    pub fn informed<F, Fut>(cluster: &Cluster, run: F) -> Self
+    where
+        F: FnOnce(kube::Client, Informers, ControllerOptions, CancellationToken) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let stop = CancellationToken::new();
+        let informers = Informers::start(&cluster.client, &stop);
+        tokio::spawn(informers.clone().then(
+            stop.clone(),
+            run(
+                cluster.client.clone(),
+                informers,
+                fast_controllers(),
+                stop.clone(),
+            ),
         ));
         Self { stop }
     }

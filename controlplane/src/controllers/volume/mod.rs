@@ -34,6 +34,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use super::ControllerOptions;
+use super::informer::Informers;
 use super::routing;
 use events::{Note, Recorder};
 use world::World;
@@ -93,20 +94,25 @@ fn on<K>(wake: &Arc<Notify>) -> impl Fn(&K) + Send + 'static {
 }
 
 /// Runs the volume controller until `shutdown`.
-pub async fn run(client: Client, options: ControllerOptions, shutdown: CancellationToken) {
+pub async fn run(
+    client: Client,
+    informers: Informers,
+    options: ControllerOptions,
+    shutdown: CancellationToken,
+) {
     let wake = Arc::new(Notify::new());
     let (claims, claims_w) = reflector::store();
     let (volumes, volumes_w) = reflector::store();
     let (classes, classes_w) = reflector::store();
     let (nodes, nodes_w) = reflector::store();
-    let (pods, pods_w) = reflector::store();
+    let pods = informers.pods.store();
     let pod_wake = wake.clone();
     let followers = [
         routing::follow(Api::all(client.clone()), claims_w, on(&wake)),
         routing::follow(Api::all(client.clone()), volumes_w, on(&wake)),
         routing::follow(Api::all(client.clone()), classes_w, on(&wake)),
         routing::follow(Api::all(client.clone()), nodes_w, on(&wake)),
-        routing::follow(Api::all(client.clone()), pods_w, move |p: &Pod| {
+        informers.pods.follow(move |p: &Pod| {
             if mounts_claims(p) {
                 pod_wake.notify_one();
             }
