@@ -20,6 +20,7 @@ use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 #[derive(Debug, Default)]
 pub struct Usage {
     memory_bytes: AtomicU64,
+    memory_peak: AtomicU64,
     cpu_nanos: AtomicU64,
     rx_bytes: AtomicU64,
     tx_bytes: AtomicU64,
@@ -42,6 +43,11 @@ impl Usage {
     /// Wasm memories only grow: this falls only when an instance ends.
     pub fn memory_bytes(&self) -> u64 {
         self.memory_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The most linear memory the container has held at once (cgroup v2's `memory.peak`).
+    pub fn memory_peak(&self) -> u64 {
+        self.memory_peak.load(Ordering::Relaxed)
     }
 
     /// Bytes the container received on its sockets (TCP streams and UDP datagrams).
@@ -128,7 +134,8 @@ impl ResourceLimiter for ContainerLimiter {
             Ok(true) => {
                 let grown = desired.saturating_sub(current) as u64;
                 self.grown += grown;
-                self.usage.memory_bytes.fetch_add(grown, Ordering::Relaxed);
+                let now = self.usage.memory_bytes.fetch_add(grown, Ordering::Relaxed) + grown;
+                self.usage.memory_peak.fetch_max(now, Ordering::Relaxed);
             }
             Ok(false) | Err(_) => self.denied = true,
         }
