@@ -244,115 +244,40 @@ impl ControlPlane {
 
     /// Starts the controller manager's controllers (ReplicaSet and ReplicationController,
     /// Deployment, StatefulSet, DaemonSet, Job, CronJob, garbage collector, pod GC, node
-    /// lifecycle, disruption, volumes), each an API client like any other, as `wasmkube server` and
-    /// `wasmkube up` do.
+    /// lifecycle, disruption, endpoints, volumes, HPA), each an API client like any other, as
+    /// `wasmkube server` and `wasmkube up` do.
     pub fn start_controllers(&mut self, options: controllers::ControllerOptions) {
         let stop = &self.shutdown;
         let client = self.client();
-        // One watch of pods for every controller that follows them.
+        // One watch of pods for every controller that follows them; those start once it has
+        // listed.
         let informers = controllers::informer::Informers::start(&client, stop);
-        self.tasks.extend([
-            tokio::spawn(informers.clone().then(
-                stop.clone(),
-                controllers::replicaset::run(
-                    client.clone(),
-                    informers.clone(),
-                    options.clone(),
-                    stop.clone(),
-                ),
-            )),
-            tokio::spawn(controllers::deployment::run(
-                client.clone(),
-                options.clone(),
-                stop.clone(),
-            )),
-            tokio::spawn(controllers::garbage_collector::run(
-                client.clone(),
-                options.clone(),
-                stop.clone(),
-            )),
-            tokio::spawn(informers.clone().then(
-                stop.clone(),
-                controllers::node_lifecycle::run(
-                    client.clone(),
-                    informers.clone(),
-                    options.clone(),
-                    stop.clone(),
-                ),
-            )),
-            tokio::spawn(informers.clone().then(
-                stop.clone(),
-                controllers::disruption::run(
-                    client.clone(),
-                    informers.clone(),
-                    options.clone(),
-                    stop.clone(),
-                ),
-            )),
-            tokio::spawn(informers.clone().then(
-                stop.clone(),
-                controllers::statefulset::run(
-                    client.clone(),
-                    informers.clone(),
-                    options.clone(),
-                    stop.clone(),
-                ),
-            )),
-            tokio::spawn(informers.clone().then(
-                stop.clone(),
-                controllers::daemonset::run(
-                    client.clone(),
-                    informers.clone(),
-                    options.clone(),
-                    stop.clone(),
-                ),
-            )),
-            tokio::spawn(informers.clone().then(
-                stop.clone(),
-                controllers::job::run(
-                    client.clone(),
-                    informers.clone(),
-                    options.clone(),
-                    stop.clone(),
-                ),
-            )),
-            tokio::spawn(controllers::cronjob::run(
-                client.clone(),
-                options.clone(),
-                stop.clone(),
-            )),
-            tokio::spawn(informers.clone().then(
-                stop.clone(),
-                controllers::endpoints::run(
-                    client.clone(),
-                    informers.clone(),
-                    options.clone(),
-                    stop.clone(),
-                ),
-            )),
-            tokio::spawn(informers.clone().then(
-                stop.clone(),
-                controllers::volume::run(
-                    client.clone(),
-                    informers.clone(),
-                    options.clone(),
-                    stop.clone(),
-                ),
-            )),
-            tokio::spawn(informers.clone().then(
-                stop.clone(),
-                controllers::hpa::run(
-                    client.clone(),
-                    informers.clone(),
-                    options.clone(),
-                    stop.clone(),
-                ),
-            )),
-            tokio::spawn(informers.clone().then(
-                stop.clone(),
-                controllers::podgc::run(client, informers, options, stop.clone()),
-            )),
-        ]);
+        macro_rules! spawn {
+            (informed: $($informed:ident),*; plain: $($plain:ident),*) => {
+                [
+                    $(tokio::spawn(informers.clone().then(
+                        stop.clone(),
+                        controllers::$informed::run(
+                            client.clone(),
+                            informers.clone(),
+                            options.clone(),
+                            stop.clone(),
+                        ),
+                    )),)*
+                    $(tokio::spawn(controllers::$plain::run(
+                        client.clone(),
+                        options.clone(),
+                        stop.clone(),
+                    )),)*
+                ]
+            };
+        }
+        let tasks = spawn!(
+            informed: replicaset, node_lifecycle, disruption, statefulset, daemonset, job,
+                endpoints, volume, hpa, podgc;
+            plain: deployment, garbage_collector, cronjob
+        );
+        self.tasks.extend(tasks);
     }
 
     /// A token that stops the control plane when cancelled.
