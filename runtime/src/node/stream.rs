@@ -73,7 +73,7 @@ fn decode(value: &str) -> String {
 }
 
 /// A Kubernetes `Status` error answer.
-fn status_error(code: StatusCode, reason: &str, message: String) -> Response {
+pub(super) fn status_error(code: StatusCode, reason: &str, message: String) -> Response {
     let body = json!({
         "kind": "Status",
         "apiVersion": "v1",
@@ -86,7 +86,8 @@ fn status_error(code: StatusCode, reason: &str, message: String) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
-fn bad_request(message: String) -> Response {
+/// A 400 `BadRequest` Status.
+pub(super) fn bad_request(message: String) -> Response {
     status_error(StatusCode::BAD_REQUEST, "BadRequest", message)
 }
 

@@ -26,13 +26,13 @@ use std::time::Duration;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts as _, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use serde_json::json;
 use tokio::net::TcpStream;
 
 use super::exec::Exec;
+use super::stream::{bad_request, status_error};
 use crate::wasm::PodNetwork;
 
 mod channel;
@@ -104,24 +104,6 @@ impl Target {
             Err(_) => Err(failed(&"connection timed out")),
         }
     }
-}
-
-/// A Kubernetes `Status` error answer.
-fn status_error(code: StatusCode, reason: &str, message: String) -> Response {
-    let body = json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code.as_u16(),
-    });
-    (code, axum::Json(body)).into_response()
-}
-
-fn bad_request(message: String) -> Response {
-    status_error(StatusCode::BAD_REQUEST, "BadRequest", message)
 }
 
 /// The header's comma-separated tokens, trimmed.
