@@ -285,6 +285,19 @@ fn replicas_spread_heal_roll_and_cascade() {
         wk(&["rollout", "pause", "deployment/web"]).trim(),
         "deployment.apps/web paused"
     );
+    // Paused, it does not roll but it still scales (kube syncs a paused Deployment's size).
+    for replicas in [5, 4] {
+        cluster.kubectl_ok(&["scale", "deployment/web", &format!("--replicas={replicas}")]);
+        eventually(Duration::from_secs(60), || {
+            let ready = cluster.jsonpath(&["deployment", "web"], "{.status.readyReplicas}");
+            let live = live_pods(&cluster, "app=web").len();
+            if ready == replicas.to_string() && live == replicas {
+                Ok(())
+            } else {
+                Err(format!("{ready} ready, {live} live"))
+            }
+        });
+    }
     assert_eq!(
         wk(&["rollout", "resume", "deployment/web"]).trim(),
         "deployment.apps/web resumed"

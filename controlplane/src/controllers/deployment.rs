@@ -310,6 +310,44 @@ async fn reconcile(deploy: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action,
         }
     }
 
+    // A paused Deployment does not roll, but it still scales (kube's `sync`): in proportion
+    // over its sets, when `replicas` differs from what they were sized for.
+    if paused {
+        let sets: Vec<&ReplicaSet> = new_rs.iter().chain(old.iter()).collect();
+        let replicas: Vec<i32> = sets.iter().map(|rs| counts(rs).replicas).collect();
+        let want = desired.to_string();
+        let stale = |rs: &ReplicaSet| {
+            rs.annotations()
+                .get("deployment.kubernetes.io/desired-replicas")
+                != Some(&want)
+        };
+        let scaling = if replicas.iter().any(|&r| r > 0) {
+            sets.iter()
+                .zip(&replicas)
+                .any(|(rs, &r)| r > 0 && stale(rs))
+        } else {
+            sets.first().is_some_and(|rs| stale(rs))
+        };
+        if scaling {
+            let targets = rollout::paused_replicas(desired, surge, &replicas, 0);
+            for ((rs, &from), &to) in sets.iter().zip(&replicas).zip(&targets) {
+                if from != to {
+                    scale(&ctx, &rs_api, &deploy, rs, to).await?;
+                }
+                let patch = json!({"metadata": {"annotations": {
+                    "deployment.kubernetes.io/desired-replicas": want,
+                    "deployment.kubernetes.io/max-replicas": (desired + surge).to_string()}}});
+                rs_api
+                    .patch(
+                        &rs.name_any(),
+                        &PatchParams::default(),
+                        &Patch::Merge(patch),
+                    )
+                    .await?;
+            }
+        }
+    }
+
     cleanup_history(&ctx, &rs_api, &deploy, &old).await?;
     let wait = write_status(
         &ctx,

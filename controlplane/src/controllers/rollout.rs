@@ -100,6 +100,41 @@ pub fn old_replicas(desired: i32, max_unavailable: i32, new: Counts, old: &[Coun
     replicas
 }
 
+/// The replicas of each ReplicaSet of a paused Deployment whose `replicas` changed, as
+/// kube's proportional scaling does (`sync` of a paused Deployment still scales): with one
+/// active set (or none; then `fallback`, the newest) it gets all of `desired`; with several,
+/// `desired + surge` is shared in proportion to their sizes, rounding down, and what is left
+/// goes to the largest (ties: the first, which the caller orders newest first).
+pub fn paused_replicas(desired: i32, surge: i32, sets: &[i32], fallback: usize) -> Vec<i32> {
+    let active: Vec<usize> = (0..sets.len()).filter(|&i| sets[i] > 0).collect();
+    let mut out = sets.to_vec();
+    match active.as_slice() {
+        [] => {
+            if let Some(slot) = out.get_mut(fallback) {
+                *slot = desired;
+            }
+        }
+        [only] => out[*only] = desired,
+        _ => {
+            let total: i64 = sets.iter().map(|&r| i64::from(r.max(0))).sum();
+            let allowed = i64::from((desired + surge).max(0));
+            let mut given = 0i64;
+            for &i in &active {
+                let share = i64::from(sets[i]) * allowed / total;
+                out[i] = share as i32;
+                given += share;
+            }
+            let largest = active
+                .iter()
+                .copied()
+                .max_by_key(|&i| (sets[i], std::cmp::Reverse(i)))
+                .unwrap_or(active[0]);
+            out[largest] += (allowed - given) as i32;
+        }
+    }
+    out
+}
+
 /// The `pod-template-hash` of a template (its JSON) and the Deployment's collision count:
 /// FNV-1a 32 of both, its decimal digits written in Kubernetes' safe alphabet
 /// (`rand.SafeEncodeString`: no vowels, no look-alike characters).
@@ -202,5 +237,18 @@ mod tests {
                     .all(|ch| "bcdfghjklmnpqrstvwxz2456789".contains(ch)),
             "{a}"
         );
+    }
+
+    #[test]
+    fn a_paused_deployment_scales_its_sets_in_proportion() {
+        // One active set takes the whole count.
+        assert_eq!(paused_replicas(5, 1, &[0, 3], 0), [0, 5]);
+        // None active: the newest.
+        assert_eq!(paused_replicas(4, 1, &[0, 0], 0), [4, 0]);
+        // Mid-rollout: 10 + 2 surge shared 2:4, leftovers to the largest.
+        assert_eq!(paused_replicas(10, 2, &[2, 4], 0), [4, 8]);
+        assert_eq!(paused_replicas(4, 1, &[3, 3], 0), [3, 2]);
+        // Scaling down works the same way.
+        assert_eq!(paused_replicas(2, 0, &[3, 3], 0), [1, 1]);
     }
 }
