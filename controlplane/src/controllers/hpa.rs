@@ -148,6 +148,11 @@ async fn reconcile(
     let ns = hpa.namespace().unwrap_or_default();
     let spec = hpa.spec.clone();
     let old_status = hpa.status.clone().unwrap_or_default();
+    let out = Out {
+        hpa,
+        ctx,
+        old: &old_status,
+    };
     let mut conditions = Conditions::from(old_status.conditions.clone().unwrap_or_default());
     let reference = events::reference(hpa);
     let target = &spec.scale_target_ref;
@@ -210,17 +215,9 @@ async fn reconcile(
             let message = "the HPA target's scale is missing a selector".to_string();
             conditions.set("ScalingActive", false, "InvalidSelector", &message);
             emit(true, "SelectorRequired", "selector is required".into()).await;
-            return write_status(
-                hpa,
-                ctx,
-                &old_status,
-                conditions,
-                current,
-                current,
-                metric_statuses,
-                false,
-            )
-            .await;
+            return out
+                .write(conditions, current, current, metric_statuses, false)
+                .await;
         }
         let metrics = spec.metrics.clone().unwrap_or_default();
         let mut best: Option<Computed> = None;
@@ -264,31 +261,15 @@ async fn reconcile(
             )
             .await;
             metric_statuses.retain(|m| m.resource.is_some() || m.container_resource.is_some());
-            return write_status(
-                hpa,
-                ctx,
-                &old_status,
-                conditions,
-                current,
-                current,
-                metric_statuses,
-                false,
-            )
-            .await;
+            return out
+                .write(conditions, current, current, metric_statuses, false)
+                .await;
         }
         metric_statuses.retain(|m| m.resource.is_some() || m.container_resource.is_some());
         let Some(best) = best else {
-            return write_status(
-                hpa,
-                ctx,
-                &old_status,
-                conditions,
-                current,
-                current,
-                metric_statuses,
-                false,
-            )
-            .await;
+            return out
+                .write(conditions, current, current, metric_statuses, false)
+                .await;
         };
         conditions.set(
             "ScalingActive",
@@ -345,17 +326,9 @@ async fn reconcile(
                 format!("New size: {desired}; reason: {reason}; error: {message}"),
             )
             .await;
-            return write_status(
-                hpa,
-                ctx,
-                &old_status,
-                conditions,
-                current,
-                current,
-                metric_statuses,
-                false,
-            )
-            .await;
+            return out
+                .write(conditions, current, current, metric_statuses, false)
+                .await;
         }
         history.scaled(
             current,
@@ -377,17 +350,8 @@ async fn reconcile(
         .await;
         tracing::info!(hpa = %hpa.name_any(), namespace = %ns, from = current, to = desired, %reason, "rescaled");
     }
-    write_status(
-        hpa,
-        ctx,
-        &old_status,
-        conditions,
-        current,
-        desired,
-        metric_statuses,
-        rescale,
-    )
-    .await
+    out.write(conditions, current, desired, metric_statuses, rescale)
+        .await
 }
 
 /// The target's scale could not be read (no such kind, no such object, no scale).
@@ -413,17 +377,9 @@ where
     let current = old.current_replicas.unwrap_or(0);
     let metrics = old.current_metrics.clone().unwrap_or_default();
     let conditions = std::mem::take(conditions);
-    write_status(
-        hpa,
-        ctx,
-        old,
-        conditions,
-        current,
-        old.desired_replicas,
-        metrics,
-        false,
-    )
-    .await
+    Out { hpa, ctx, old }
+        .write(conditions, current, old.desired_replicas, metrics, false)
+        .await
 }
 
 /// The `Api` of the target's kind, found through discovery (any kind with a `scale`).
@@ -451,38 +407,46 @@ async fn scale_api(
     })
 }
 
-/// Writes the status if it changed.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the status is assembled from these parts, as kube's setStatus does"
-)]
-async fn write_status(
-    hpa: &HorizontalPodAutoscaler,
-    ctx: &Context,
-    old: &k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerStatus,
-    conditions: Conditions,
-    current: i32,
-    desired: i32,
-    metrics: Vec<MetricStatus>,
-    rescaled: bool,
-) -> Result<(), Error> {
-    let new = status::status(hpa, old, conditions, current, desired, metrics, rescaled);
-    if serde_json::to_value(&new).ok() == serde_json::to_value(old).ok() {
-        return Ok(());
-    }
-    let mut body = serde_json::to_value(&new).unwrap_or(Value::Null);
-    for key in ["currentMetrics", "lastScaleTime", "currentReplicas"] {
-        if body.get(key).is_none() {
-            body[key] = Value::Null;
+/// Where a reconcile writes the HPA's status: the HPA and its status as read.
+struct Out<'a> {
+    hpa: &'a HorizontalPodAutoscaler,
+    ctx: &'a Context,
+    old: &'a k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerStatus,
+}
+
+impl Out<'_> {
+    /// Writes the status if it changed.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the status is assembled from these parts, as kube's setStatus does"
+    )]
+    async fn write(
+        &self,
+        conditions: Conditions,
+        current: i32,
+        desired: i32,
+        metrics: Vec<MetricStatus>,
+        rescaled: bool,
+    ) -> Result<(), Error> {
+        let (hpa, ctx, old) = (self.hpa, self.ctx, self.old);
+        let new = status::status(hpa, old, conditions, current, desired, metrics, rescaled);
+        if serde_json::to_value(&new).ok() == serde_json::to_value(old).ok() {
+            return Ok(());
         }
+        let mut body = serde_json::to_value(&new).unwrap_or(Value::Null);
+        for key in ["currentMetrics", "lastScaleTime", "currentReplicas"] {
+            if body.get(key).is_none() {
+                body[key] = Value::Null;
+            }
+        }
+        let api: Api<HorizontalPodAutoscaler> =
+            Api::namespaced(ctx.client.clone(), &hpa.namespace().unwrap_or_default());
+        api.patch_status(
+            &hpa.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": body})),
+        )
+        .await?;
+        Ok(())
     }
-    let api: Api<HorizontalPodAutoscaler> =
-        Api::namespaced(ctx.client.clone(), &hpa.namespace().unwrap_or_default());
-    api.patch_status(
-        &hpa.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(json!({"status": body})),
-    )
-    .await?;
-    Ok(())
 }
