@@ -94,28 +94,18 @@ pub async fn run(
         }
     });
     // Never decide on an empty cache: every node would look podless.
-    let ready = async {
-        pods.wait_until_ready()
-            .await
-            .and(nodes.wait_until_ready().await)
-    };
-    tokio::select! {
-        () = shutdown.cancelled() => { route_pods.abort(); route_nodes.abort(); return; }
-        ready = ready => if ready.is_err() { route_pods.abort(); route_nodes.abort(); return; }
+    if super::routing::synced(&pods, &shutdown).await
+        && super::routing::synced(&nodes, &shutdown).await
+    {
+        let ctx = Arc::new(Context {
+            client,
+            pods,
+            nodes,
+            expectations: Expectations::default(),
+            options,
+        });
+        super::routing::drive(controller, rx, shutdown, reconcile, error_policy, ctx).await;
     }
-    let ctx = Arc::new(Context {
-        client,
-        pods,
-        nodes,
-        expectations: Expectations::default(),
-        options,
-    });
-    controller
-        .reconcile_on(tokio_stream::wrappers::UnboundedReceiverStream::new(rx))
-        .graceful_shutdown_on(shutdown.cancelled_owned())
-        .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
     route_pods.abort();
     route_nodes.abort();
 }
